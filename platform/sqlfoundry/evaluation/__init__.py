@@ -1,0 +1,1 @@
+"""Scoring generated SQL against gold SQL."""

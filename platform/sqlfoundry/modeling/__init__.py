@@ -1,0 +1,1 @@
+"""Model loading (builtin models, 4-bit NF4), LoRA / LoRA+, NEFTune and SQL generation."""

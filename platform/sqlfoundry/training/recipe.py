@@ -1,0 +1,229 @@
+"""The QLoRA+ / NEFTune supervised fine-tuning recipe. Reads top to bottom:
+
+config -> data -> tokenizer + model (NF4 optional) -> LoRA -> LoRA+ optimizer -> NEFTune ->
+TRL SFTTrainer (padding-free packing, loss on the SQL only, eval, early stopping, checkpoints)
+-> adapter + tokenizer + resolved config in the output folder -> optional generation check.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import platform as _platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from sqlfoundry import __version__
+from sqlfoundry.config.loader import ConfigError, dump_config
+from sqlfoundry.config.schema import RunConfig
+from sqlfoundry.data.formatting import training_example
+from sqlfoundry.data.prepare import PreparedData, prepare_data
+from sqlfoundry.evaluation.exact_match import exact_match
+from sqlfoundry.modeling.builtin import resolve_model_path
+from sqlfoundry.modeling.generation import generate_sql
+from sqlfoundry.modeling.loading import (
+    attention_implementation,
+    bf16_supported,
+    default_device,
+    load_model,
+    load_tokenizer,
+    set_cpu_threads,
+    write_adapter_meta,
+)
+from sqlfoundry.modeling.lora import apply_lora, build_loraplus_optimizer
+from sqlfoundry.modeling.neftune import NEFTune
+from sqlfoundry.training.callbacks import JsonlMetricsCallback
+
+log = logging.getLogger(__name__)
+
+ADAPTER_DIR = "adapter"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass
+class TrainResult:
+    output_dir: str
+    adapter_dir: str
+    global_step: int
+    train_loss: float | None
+    eval_loss: float | None
+    tokens_per_second: float | None
+    train_runtime_s: float | None
+    data_report: dict = field(default_factory=dict)
+    generation_exact_match: float | None = None
+    generation_samples: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_runtime(config: RunConfig) -> None:
+    """Checks that need the environment, done before any data or model is loaded."""
+    out = Path(config.output.dir)
+    if (out / ADAPTER_DIR / "adapter_config.json").exists() and not config.output.overwrite:
+        raise ConfigError(
+            f"output.dir {out} already holds a trained adapter; choose another output.dir "
+            "or set output.overwrite=true"
+        )
+    if "wandb" in config.training.report_to and importlib.util.find_spec("wandb") is None:
+        raise ConfigError("training.report_to: wandb is not installed (pip install wandb) or remove it")
+    if config.quantization.mode == "nf4" and importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError("quantization.mode=nf4 needs bitsandbytes (pip install bitsandbytes) or set mode: none")
+
+
+def use_packing(config: RunConfig, device: str) -> bool:
+    if config.training.packing != "auto":
+        return config.training.packing == "on"
+    return attention_implementation(config.model.attn_implementation, device).startswith("flash_attention")
+
+
+def _sft_config(config: RunConfig, out: Path, use_bf16: bool, device: str):
+    from trl import SFTConfig
+
+    t = config.training
+    early_stopping = t.early_stopping_patience is not None
+    if "wandb" in t.report_to and not os.environ.get("WANDB_API_KEY"):
+        os.environ.setdefault("WANDB_MODE", "offline")  # runs log locally; `wandb sync` uploads later
+    return SFTConfig(
+        output_dir=str(out / CHECKPOINT_DIR),
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.per_device_batch_size,
+        per_device_eval_batch_size=t.per_device_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_steps,
+        weight_decay=t.weight_decay,
+        logging_steps=t.logging_steps,
+        eval_strategy="steps",
+        eval_steps=t.eval_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        load_best_model_at_end=early_stopping,
+        metric_for_best_model="eval_loss" if early_stopping else None,
+        greater_is_better=False if early_stopping else None,
+        bf16=use_bf16,
+        use_cpu=device == "cpu",
+        gradient_checkpointing=t.gradient_checkpointing,
+        report_to=list(t.report_to) or "none",
+        seed=t.seed,
+        data_seed=t.seed,
+        max_length=t.max_length,
+        packing=use_packing(config, device),
+        packing_strategy="bfd",  # best-fit decreasing, padding-free: no token is wasted on padding
+        completion_only_loss=True,  # loss on the assistant's SQL only
+        include_num_input_tokens_seen=True,
+        dataloader_num_workers=0,
+    )
+
+
+def _datasets(prepared: PreparedData, system_prompt: str):
+    from datasets import Dataset
+
+    def build(rows):
+        return Dataset.from_list([training_example(row, system_prompt) for row in rows])
+
+    return build(prepared.train), build(prepared.eval)
+
+
+def _write_json(path: Path, payload) -> None:
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def _generation_check(model, tokenizer, config: RunConfig, rows: list[dict]) -> tuple[float, list[dict]]:
+    rows = rows[: config.training.final_generation_samples]
+    generations = generate_sql(
+        model, tokenizer, [r["context"] for r in rows], [r["question"] for r in rows],
+        system_prompt=config.data.system_prompt, max_new_tokens=config.training.max_new_tokens, progress=True,
+    )
+    samples = [
+        {"question": r["question"], "gold": r["answer"], "prediction": g.sql, "exact_match": exact_match(g.sql, r["answer"])}
+        for r, g in zip(rows, generations)
+    ]
+    return sum(s["exact_match"] for s in samples) / len(samples), samples
+
+
+def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None, extra_callbacks=()) -> TrainResult:
+    from transformers import EarlyStoppingCallback, set_seed
+    from trl import SFTTrainer
+
+    check_runtime(config)
+    out = Path(config.output.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = default_device()
+    if device == "cpu":
+        set_cpu_threads(config.training.threads)
+    set_seed(config.training.seed)
+    use_bf16 = config.training.bf16 == "on" or (config.training.bf16 == "auto" and bf16_supported(device))
+
+    # Data: validated, deduplicated, decontaminated, split; the report says what was dropped.
+    prepared = prepare_data(config.data)
+    _write_json(out / "data_report.json", prepared.report.to_dict())
+    train_ds, eval_ds = _datasets(prepared, config.data.system_prompt)
+
+    # Model: base (optionally NF4), LoRA, LoRA+ optimizer, NEFTune.
+    tokenizer = load_tokenizer(config.model)
+    model = load_model(config.model, config.quantization, device)
+    model.config.use_cache = False  # a KV cache would also disable packed-sequence isolation
+    model = apply_lora(model, config.lora, config.training.gradient_checkpointing)
+    optimizer = build_loraplus_optimizer(model, config.training, config.loraplus)
+    neftune = NEFTune.attach(model, config.neftune.alpha) if config.neftune.alpha > 0 else None
+
+    callbacks = [JsonlMetricsCallback(out / "metrics.jsonl"), *extra_callbacks]
+    if config.training.early_stopping_patience is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.training.early_stopping_patience))
+    trainer = SFTTrainer(
+        model=model,
+        args=_sft_config(config, out, use_bf16, device),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        optimizers=(optimizer, None),  # the scheduler is built by the Trainer from the config
+        callbacks=callbacks,
+    )
+    log.info("training %d steps: %d train rows, %d eval rows, bf16=%s, packing=%s, device=%s",
+             config.training.max_steps, len(train_ds), len(eval_ds), use_bf16, trainer.args.packing, device)
+    train_output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    if neftune:
+        neftune.detach()
+    eval_metrics = trainer.evaluate()
+
+    adapter_dir = out / ADAPTER_DIR
+    trainer.model.save_pretrained(adapter_dir)
+    tokenizer.save_pretrained(adapter_dir)
+    write_adapter_meta(adapter_dir, config.model, config.quantization, config.data.system_prompt)
+    (out / "config.yaml").write_text(dump_config(config))
+    _write_json(out / "run_info.json", {
+        "sqlfoundry_version": __version__,
+        "base_model": config.model.name_or_path,
+        "base_model_path": resolve_model_path(config.model.name_or_path),
+        "revision": config.model.revision,
+        "torch": torch.__version__,
+        "python": _platform.python_version(),
+        "device": device,
+        "bf16": use_bf16,
+    })
+
+    metrics = train_output.metrics
+    runtime = metrics.get("train_runtime")
+    tokens = trainer.state.num_input_tokens_seen
+    result = TrainResult(
+        output_dir=str(out),
+        adapter_dir=str(adapter_dir),
+        global_step=trainer.state.global_step,
+        train_loss=metrics.get("train_loss"),
+        eval_loss=eval_metrics.get("eval_loss"),
+        tokens_per_second=(tokens / runtime) if tokens and runtime else None,
+        train_runtime_s=runtime,
+        data_report=prepared.report.to_dict(),
+    )
+    if config.training.final_generation_samples and prepared.eval:
+        result.generation_exact_match, result.generation_samples = _generation_check(
+            trainer.model, tokenizer, config, prepared.eval)
+    _write_json(out / "result.json", result.to_dict())
+    return result

@@ -1,0 +1,1 @@
+"""Planned: see the project's issues (Ray Train / Tune / Serve)."""
