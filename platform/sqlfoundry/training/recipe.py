@@ -117,7 +117,7 @@ def _sft_config(config: RunConfig, out: Path, use_bf16: bool, device: str):
         packing=use_packing(config, device),
         packing_strategy="bfd",  # best-fit decreasing, padding-free: no token is wasted on padding
         completion_only_loss=True,  # loss on the assistant's SQL only
-        include_num_input_tokens_seen=True,
+        include_num_input_tokens_seen="non_padding",  # tokens/s counts real tokens, not padding
         dataloader_num_workers=0,
     )
 
