@@ -83,6 +83,48 @@ def cmd_data_prepare(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from sqlfoundry.evaluation.report import compare_markdown
+    from sqlfoundry.evaluation.runner import read_run
+
+    if args.compare:
+        if len(args.compare) != 3 or args.compare[0] != "compare":
+            print("error: usage: sqlfoundry eval compare RUN_A RUN_B", file=sys.stderr)
+            return 2
+        _, run_a, run_b = args.compare
+        print(compare_markdown(read_run(run_a), read_run(run_b), Path(run_a).name, Path(run_b).name))
+        return 0
+    return _run_eval(args)
+
+
+def _run_eval(args) -> int:
+    from sqlfoundry.evaluation.datasets import load_examples, load_predictions
+    from sqlfoundry.evaluation.runner import predict, score_all, write_run
+    from sqlfoundry.evaluation.scoring import Limits
+
+    if bool(args.predictions) == bool(args.data):
+        print("error: pass --data (with --adapter or --model) or --predictions FILE", file=sys.stderr)
+        return 2
+    if args.predictions:
+        examples = load_predictions(args.predictions)[: args.limit]
+        source = args.predictions
+    else:
+        from sqlfoundry.modeling.loading import load_for_inference, set_cpu_threads
+
+        set_cpu_threads()
+        examples = load_examples(args.data, args.limit)
+        model, tokenizer, system_prompt = load_for_inference(args.adapter, args.model)
+        predict(examples, model, tokenizer, system_prompt, args.batch_size, args.max_new_tokens)
+        source = args.data
+    settings = {"source": source, "adapter": args.adapter, "model": args.model, "limit": args.limit,
+                "k_databases": args.k_databases, "seed": args.seed, "timeout_s": args.timeout}
+    records = score_all(examples, k=args.k_databases, seed=args.seed, limits=Limits(timeout_s=args.timeout))
+    summary = write_run(records, args.out, f"Evaluation of {args.adapter or args.model or source}", settings)
+    print((Path(args.out) / "summary.md").read_text())
+    print(f"per-example results: {Path(args.out) / 'predictions.jsonl'}")
+    return 0 if summary["examples"] else 1
+
+
 def cmd_models_resolve(args) -> int:
     from sqlfoundry.modeling.builtin import BUILTIN_MODELS, resolve_model_path
 
@@ -144,6 +186,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(prepare)
     prepare.add_argument("--out", required=True, help="output folder")
     prepare.set_defaults(func=cmd_data_prepare)
+
+    evaluate = commands.add_parser(
+        "eval", help="score a model or a predictions file: exact match and execution accuracy",
+        description="Generate SQL for --data (question/context/answer rows, or a Spider-layout questions "
+                    "file beside database/) with --adapter or --model, or score --predictions FILE without a "
+                    "model. Execution accuracy runs gold and prediction on K synthesized sqlite databases "
+                    "(schema-only data) or the real read-only database, with a time limit per query. "
+                    "Writes predictions.jsonl, summary.json and summary.md to --out. "
+                    "`sqlfoundry eval compare RUN_A RUN_B` shows two runs side by side.",
+    )
+    evaluate.add_argument("compare", nargs="*", help=argparse.SUPPRESS)
+    evaluate.add_argument("--data", help="eval rows (JSON/JSONL/Parquet, a Hub id) or a Spider questions file")
+    evaluate.add_argument("--adapter", help="adapter folder from `sqlfoundry train`")
+    evaluate.add_argument("--model", help="base model without adapter (Hub id, folder or builtin alias)")
+    evaluate.add_argument("--predictions", help="JSONL with question, schema, gold, prediction: score only")
+    evaluate.add_argument("--limit", type=int, help="first N examples only")
+    evaluate.add_argument("--k-databases", type=int, default=3, help="synthesized databases per example (3)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the synthesized databases (0)")
+    evaluate.add_argument("--timeout", type=float, default=2.0, help="seconds allowed per query (2)")
+    evaluate.add_argument("--batch-size", type=int, default=8, help="generation batch size (8)")
+    evaluate.add_argument("--max-new-tokens", type=int, default=128, help="generation budget (128)")
+    evaluate.add_argument("--out", default="outputs/eval", help="output folder (outputs/eval)")
+    evaluate.set_defaults(func=cmd_eval)
 
     models = commands.add_parser("models", help="builtin models").add_subparsers(
         dest="models_command", required=True, metavar="SUBCOMMAND")

@@ -1,0 +1,85 @@
+"""`sqlfoundry eval`: generate predictions (batched), score them in parallel, write JSONL + Markdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from sqlfoundry.evaluation.datasets import Example
+from sqlfoundry.evaluation.report import markdown, summarize
+from sqlfoundry.evaluation.scoring import Limits, score_real_db, score_schema_only
+
+
+def predict(examples: list[Example], model, tokenizer, system_prompt: str, batch_size: int = 8,
+            max_new_tokens: int = 128) -> None:
+    """Fill each example's prediction and latency (its batch's wall time over the batch size)."""
+    from sqlfoundry.modeling.generation import generate_sql
+
+    for start in tqdm(range(0, len(examples), batch_size), desc="generating SQL", unit="batch"):
+        batch = examples[start:start + batch_size]
+        began = time.perf_counter()
+        generations = generate_sql(model, tokenizer, [e.schema for e in batch], [e.question for e in batch],
+                                   system_prompt=system_prompt, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        per_example_ms = (time.perf_counter() - began) * 1000 / len(batch)
+        for example, generation in zip(batch, generations):
+            example.prediction, example.latency_ms = generation.sql, per_example_ms
+
+
+def score_example(example: Example, k: int, seed: int, limits: Limits) -> dict:
+    prediction = example.prediction or ""
+    if example.db_path:
+        score = score_real_db(example.db_path, example.gold, prediction, limits, schema=example.schema)
+    else:
+        score = score_schema_only(example.schema, example.gold, prediction, k=k, seed=seed + example.id,
+                                  limits=limits)
+    record = {"id": example.id, "question": example.question, "gold": example.gold, "prediction": prediction,
+              "latency_ms": example.latency_ms, **score.to_dict(), **example.extra}
+    return record
+
+
+def _score_chunk(args) -> list[dict]:
+    examples, k, seed, limits = args
+    return [score_example(example, k, seed, limits) for example in examples]
+
+
+def score_all(examples: list[Example], k: int = 3, seed: int = 0, limits: Limits = Limits(),
+              workers: int | None = None, chunk: int = 25) -> list[dict]:
+    """Score in a process pool (one worker per usable CPU), in input order, with a progress bar."""
+    workers = workers or len(os.sched_getaffinity(0))
+    chunks = [(examples[i:i + chunk], k, seed, limits) for i in range(0, len(examples), chunk)]
+    records: list[dict] = []
+    bar = tqdm(total=len(examples), desc="executing SQL", unit="example")
+    if workers <= 1 or len(chunks) <= 1:
+        for item in chunks:
+            records.extend(_score_chunk(item))
+            bar.update(len(item[0]))
+    else:
+        # spawn, not fork: the parent may hold torch's thread pools after generation
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            for part in pool.map(_score_chunk, chunks):
+                records.extend(part)
+                bar.update(len(part))
+    bar.close()
+    return records
+
+
+def write_run(records: list[dict], out_dir: str | Path, title: str, settings: dict) -> dict:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "predictions.jsonl").write_text("".join(json.dumps(r, default=str) + "\n" for r in records))
+    summary = {**summarize(records), "settings": settings}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    (out / "summary.md").write_text(markdown(summary, title))
+    return summary
+
+
+def read_run(path: str | Path) -> list[dict]:
+    path = Path(path)
+    file = path / "predictions.jsonl" if path.is_dir() else path
+    return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]

@@ -1,0 +1,90 @@
+"""Static checks of one SQL statement: parses, is a single read-only query, names real tables/columns.
+
+Used by evaluation (a failed prediction gets a reason) and by serving (`valid`). The read-only check
+is an allow-list of statement types, so anything sqlglot does not recognize as a query fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from sqlfoundry.data.sqlschema import Table
+
+# sqlglot warns on every statement it falls back to parsing as a Command; we report those ourselves.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+READ_ONLY_ROOTS = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery)
+WRITE_NODES = (exp.Insert, exp.Update, exp.Delete, exp.Drop, exp.Create, exp.Alter, exp.Pragma,
+               exp.Attach, exp.Detach, exp.Command, exp.Merge, exp.TruncateTable)
+
+
+@dataclass(frozen=True)
+class SqlCheck:
+    ok: bool
+    reason: str | None = None  # no_sql | parse_error | not_read_only | unknown_table | unknown_column
+    detail: str = ""
+    tree: exp.Expression | None = None
+
+
+def parse_single(sql: str, dialect: str = "sqlite") -> SqlCheck:
+    if not sql or not sql.strip():
+        return SqlCheck(False, "no_sql", "empty query")
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except SqlglotError as err:
+        return SqlCheck(False, "parse_error", str(err).splitlines()[0][:200])
+    if len(statements) != 1:
+        return SqlCheck(False, "not_read_only", f"expected one statement, got {len(statements)}")
+    return SqlCheck(True, tree=statements[0])
+
+
+def check_read_only(sql: str, dialect: str = "sqlite") -> SqlCheck:
+    parsed = parse_single(sql, dialect)
+    if not parsed.ok:
+        return parsed
+    tree = parsed.tree
+    if not isinstance(tree, READ_ONLY_ROOTS):
+        return SqlCheck(False, "not_read_only", f"{type(tree).__name__.upper()} statements are not allowed")
+    writer = tree.find(*WRITE_NODES)
+    if writer is not None:
+        return SqlCheck(False, "not_read_only", f"contains {type(writer).__name__.upper()}")
+    return parsed
+
+
+def _known_names(tables: list[Table]) -> tuple[set[str], set[str]]:
+    table_names = {t.name.lower() for t in tables}
+    column_names = {c.name.lower() for t in tables for c in t.columns}
+    return table_names, column_names
+
+
+def check_query(sql: str, tables: list[Table], dialect: str = "sqlite") -> SqlCheck:
+    """Read-only check plus: every table and column the query names exists in `tables`."""
+    checked = check_read_only(sql, dialect)
+    if not checked.ok:
+        return checked
+    tree = checked.tree
+    known_tables, known_columns = _known_names(tables)
+    cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        name = table.name.lower()
+        if name and name not in known_tables and name not in cte_names:
+            return SqlCheck(False, "unknown_table", f"no table named {table.name}", tree)
+    # Names a query defines itself: select aliases, CTE columns, subquery aliases.
+    defined = {a.alias.lower() for a in tree.find_all(exp.Alias)}
+    for cte in tree.find_all(exp.CTE):
+        alias = cte.args.get("alias")
+        defined |= {c.name.lower() for c in (alias.columns if alias else [])}
+    for column in tree.find_all(exp.Column):
+        name = column.name.lower()
+        if not name or name == "*" or name in known_columns or name in defined:
+            continue
+        identifier = column.this
+        if isinstance(identifier, exp.Identifier) and identifier.quoted and not column.table:
+            continue  # sqlite reads an unknown "double-quoted" name as a string literal
+        return SqlCheck(False, "unknown_column", f"no column named {column.name}", tree)
+    return checked
