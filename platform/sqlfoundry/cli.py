@@ -26,10 +26,18 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_train(args) -> int:
     from sqlfoundry.config import load_config
-    from sqlfoundry.training import train
 
     config = load_config(args.config, args.overrides)
-    result = train(config)
+    if args.no_ray:
+        from sqlfoundry.training import train
+
+        result = train(config)
+    else:
+        from sqlfoundry.training.ray_train import train_with_ray
+
+        if args.address:
+            config.ray.address = args.address
+        result = train_with_ray(config)
     print(f"train loss {result.train_loss:.4f}, eval loss {result.eval_loss:.4f}, steps {result.global_step}, "
           f"{result.tokens_per_second or 0:.0f} tokens/s")
     if result.generation_exact_match is not None:
@@ -37,6 +45,8 @@ def cmd_train(args) -> int:
         for sample in result.generation_samples[:5]:
             print(f"  Q: {sample['question']}\n     gold: {sample['gold']}\n     pred: {sample['prediction']}")
     print(f"adapter saved to {result.adapter_dir}")
+    if result.pushed_version:
+        print(f"pushed to {config.output.push_to} as {config.output.adapter_name}@{result.pushed_version}")
     return 0
 
 
@@ -125,6 +135,45 @@ def _run_eval(args) -> int:
     return 0 if summary["examples"] else 1
 
 
+def _registry(args):
+    import os
+
+    from sqlfoundry.config.loader import ConfigError
+    from sqlfoundry.storage.registry import Registry
+
+    root = args.registry or os.environ.get("SQLFOUNDRY_REGISTRY")
+    if not root:
+        raise ConfigError("--registry (or $SQLFOUNDRY_REGISTRY) is required: a folder or s3://bucket/prefix")
+    return Registry(root)
+
+
+def cmd_adapters(args) -> int:
+    registry = _registry(args)
+    action = args.adapters_command
+    if action == "list":
+        for name in registry.names():
+            aliases = registry.aliases(name)
+            for version in registry.versions(name):
+                tags = ", ".join(a for a, v in aliases.items() if v == version)
+                print(f"{name}@{version}" + (f"  [{tags}]" if tags else ""))
+    elif action == "show":
+        name, version = registry.resolve(args.ref)
+        print(json.dumps(registry.manifest(name, version), indent=2))
+    elif action == "push":
+        version = registry.push(args.folder, args.name)
+        print(f"pushed {args.name}@{version}")
+    elif action == "pull":
+        path, manifest = registry.pull(args.ref, args.dest)
+        print(f"pulled {manifest['name']}@{manifest['version']} to {path} (sha256 verified)")
+    elif action == "promote":
+        registry.promote(args.name, args.version, args.alias)
+        print(f"{args.name}@{args.alias} -> {args.version}")
+    elif action == "delete":
+        registry.delete(args.name, args.version)
+        print(f"deleted {args.name}@{args.version}")
+    return 0
+
+
 def cmd_models_resolve(args) -> int:
     from sqlfoundry.modeling.builtin import BUILTIN_MODELS, resolve_model_path
 
@@ -147,10 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train", help="fine-tune a model with LoRA+ and NEFTune from a YAML config",
-        description="Prepare the data, fine-tune LoRA adapters (optionally on a 4-bit NF4 base) and save "
-                    "adapter, tokenizer, resolved config, data report and metrics to output.dir.",
+        description="Prepare the data, fine-tune LoRA adapters (optionally on a 4-bit NF4 base) on Ray Train "
+                    "workers (section `ray`: workers, GPUs, checkpoint storage, restarts) and save adapter, "
+                    "tokenizer, resolved config, data report and metrics to output.dir; push the adapter to "
+                    "the registry when output.push_to is set. Rerunning with the same ray.run_name and "
+                    "ray.storage_path resumes from the latest checkpoint.",
     )
     _add_config_args(train)
+    train.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else an embedded local Ray)")
+    train.add_argument("--no-ray", action="store_true",
+                       help="run the recipe in this process without Ray (single worker, no Ray checkpoints)")
     train.set_defaults(func=cmd_train)
 
     generate = commands.add_parser(
@@ -210,6 +265,32 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", default="outputs/eval", help="output folder (outputs/eval)")
     evaluate.set_defaults(func=cmd_eval)
 
+    adapters = commands.add_parser(
+        "adapters", help="the adapter registry: list, show, push, pull, promote, delete",
+        description="Adapters live under --registry (a folder or s3://bucket/prefix; S3 credentials and "
+                    "endpoint from the standard AWS environment) as immutable versions with a manifest of "
+                    "sha256 checksums. REF is NAME (latest), NAME@VERSION or NAME@ALIAS.",
+    )
+    adapters.add_argument("--registry", help="registry root (default $SQLFOUNDRY_REGISTRY)")
+    actions = adapters.add_subparsers(dest="adapters_command", required=True, metavar="ACTION")
+    actions.add_parser("list", help="every published version, with its aliases")
+    show = actions.add_parser("show", help="print a version's manifest")
+    show.add_argument("ref")
+    push = actions.add_parser("push", help="publish a folder as a new version")
+    push.add_argument("folder")
+    push.add_argument("name")
+    pull = actions.add_parser("pull", help="download a version and verify every checksum")
+    pull.add_argument("ref")
+    pull.add_argument("dest")
+    promote = actions.add_parser("promote", help="point an alias (e.g. production) at a version, atomically")
+    promote.add_argument("name")
+    promote.add_argument("version")
+    promote.add_argument("--alias", required=True)
+    delete = actions.add_parser("delete", help="unpublish and remove a version")
+    delete.add_argument("name")
+    delete.add_argument("version")
+    adapters.set_defaults(func=cmd_adapters)
+
     models = commands.add_parser("models", help="builtin models").add_subparsers(
         dest="models_command", required=True, metavar="SUBCOMMAND")
     resolve = models.add_parser(
@@ -226,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from sqlfoundry.config.loader import ConfigError
     from sqlfoundry.data.sources import DataError
+    from sqlfoundry.storage.backends import StorageError
+    from sqlfoundry.storage.registry import RegistryError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -234,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except (ConfigError, DataError) as err:
+    except (ConfigError, DataError, StorageError, RegistryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -9,6 +9,7 @@ from sqlfoundry.config.schema import (
     NEFTuneConfig,
     OutputConfig,
     QuantizationConfig,
+    RayConfig,
     RunConfig,
     TrainingConfig,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "NEFTuneConfig",
     "OutputConfig",
     "QuantizationConfig",
+    "RayConfig",
     "RunConfig",
     "TrainingConfig",
     "apply_overrides",

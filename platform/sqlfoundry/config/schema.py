@@ -149,6 +149,33 @@ class OutputConfig(_Section):
     dir: str = "outputs/run"
     # Refuse to write into a folder that already holds a finished adapter unless this is set.
     overwrite: bool = False
+    # Adapter registry root (a folder, file:// or s3://bucket/prefix): the finished adapter is pushed
+    # there as a new version of `adapter_name`. None keeps it in `dir` only.
+    push_to: str | None = None
+    adapter_name: str = "sql-adapter"
+
+
+class RayConfig(_Section):
+    num_workers: int = Field(1, gt=0)
+    use_gpu: bool = False
+    # Per worker, e.g. {CPU: 8, GPU: 1}; CPU also sets the torch threads of each worker.
+    resources_per_worker: dict[str, float] = Field(default_factory=lambda: {"CPU": 1})
+    accelerator_type: str | None = None  # e.g. A100: workers only land on nodes with that GPU
+    # Where Ray Train keeps checkpoints and run state: a folder or s3://bucket/prefix.
+    storage_path: str = "outputs/ray"
+    # Same run_name + storage_path = resume from the latest checkpoint. None: the output folder's name.
+    run_name: str | None = None
+    checkpoints_to_keep: int = Field(2, gt=0)
+    # Worker failures Ray Train recovers from (restart from the last checkpoint); -1 = unlimited.
+    max_failures: int = Field(0, ge=-1)
+    # A running cluster (ray://... or auto); None = RAY_ADDRESS if set, else an embedded local Ray.
+    address: str | None = None
+
+    @model_validator(mode="after")
+    def _gpu_resources(self) -> "RayConfig":
+        if self.use_gpu and self.resources_per_worker.get("GPU", 1) <= 0:
+            raise ValueError("ray.use_gpu=true needs resources_per_worker.GPU > 0 (or leave it out)")
+        return self
 
 
 class RunConfig(_Section):
@@ -160,3 +187,4 @@ class RunConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)

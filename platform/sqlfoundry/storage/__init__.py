@@ -1,1 +1,1 @@
-"""Planned: see the project's issues (Ray Train / Tune / Serve)."""
+"""Object storage for adapters: a local folder or S3 (any S3-compatible endpoint), and the registry."""

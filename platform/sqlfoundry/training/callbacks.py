@@ -20,3 +20,26 @@ class JsonlMetricsCallback(TrainerCallback):
         record = {"step": state.global_step, "epoch": state.epoch, "time": time.time(), **logs}
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+class FailOnceAtStep(TrainerCallback):
+    """Fault injection for recovery tests: raise at `step` unless `marker` exists (then create it).
+
+    Enabled only through the environment (SQLFOUNDRY_FAULT_STEP, SQLFOUNDRY_FAULT_MARKER), so a
+    test can make a Ray Train worker die once mid-run and check the restart from the checkpoint.
+    """
+
+    def __init__(self, step: int, marker: str | Path):
+        self.step, self.marker = step, Path(marker)
+
+    @classmethod
+    def from_env(cls) -> "FailOnceAtStep | None":
+        import os
+
+        step, marker = os.environ.get("SQLFOUNDRY_FAULT_STEP"), os.environ.get("SQLFOUNDRY_FAULT_MARKER")
+        return cls(int(step), marker) if step and marker else None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step and not self.marker.exists():
+            self.marker.write_text(str(self.step))
+            raise RuntimeError(f"injected fault at step {self.step}")

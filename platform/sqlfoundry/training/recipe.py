@@ -36,7 +36,7 @@ from sqlfoundry.modeling.loading import (
 )
 from sqlfoundry.modeling.lora import apply_lora, build_loraplus_optimizer
 from sqlfoundry.modeling.neftune import NEFTune
-from sqlfoundry.training.callbacks import JsonlMetricsCallback
+from sqlfoundry.training.callbacks import FailOnceAtStep, JsonlMetricsCallback
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,9 @@ class TrainResult:
     data_report: dict = field(default_factory=dict)
     generation_exact_match: float | None = None
     generation_samples: list[dict] = field(default_factory=list)
+    effective_batch_size: int | None = None
+    resumed_from_step: int | None = None  # global step of the checkpoint this run resumed from
+    pushed_version: str | None = None  # registry version when output.push_to is set
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,6 +74,13 @@ def check_runtime(config: RunConfig) -> None:
         )
     if "wandb" in config.training.report_to and importlib.util.find_spec("wandb") is None:
         raise ConfigError("training.report_to: wandb is not installed (pip install wandb) or remove it")
+    if config.output.push_to:
+        from sqlfoundry.storage.backends import StorageError, open_store
+
+        try:
+            open_store(config.output.push_to).check()
+        except StorageError as err:
+            raise ConfigError(f"output.push_to: {err}") from None
     if config.quantization.mode == "nf4" and importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError("quantization.mode=nf4 needs bitsandbytes (pip install bitsandbytes) or set mode: none")
 
@@ -148,7 +158,34 @@ def _generation_check(model, tokenizer, config: RunConfig, rows: list[dict]) -> 
     return sum(s["exact_match"] for s in samples) / len(samples), samples
 
 
-def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None, extra_callbacks=()) -> TrainResult:
+def is_main_process() -> bool:
+    """Rank 0 of a distributed run (Ray Train sets up torch.distributed), or a single process."""
+    return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+
+
+def _push(config: RunConfig, adapter_dir: Path, result: "TrainResult") -> str:
+    from sqlfoundry.storage.registry import Registry
+
+    metadata = {
+        "base_model": config.model.name_or_path,
+        "base_model_revision": config.model.revision,
+        "training_config": config.model_dump(mode="json"),
+        "data": {"fingerprint": result.data_report.get("fingerprint"), "report": result.data_report},
+        "metrics": {"train_loss": result.train_loss, "eval_loss": result.eval_loss,
+                    "generation_exact_match": result.generation_exact_match, "global_step": result.global_step},
+    }
+    version = Registry(config.output.push_to).push(adapter_dir, config.output.adapter_name, metadata)
+    log.info("pushed adapter %s@%s to %s", config.output.adapter_name, version, config.output.push_to)
+    return version
+
+
+def _checkpoint_step(checkpoint: str | bool | None) -> int | None:
+    state = Path(str(checkpoint)) / "trainer_state.json" if isinstance(checkpoint, str) else None
+    return json.loads(state.read_text())["global_step"] if state and state.is_file() else None
+
+
+def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None, extra_callbacks=(),
+          threads: int | None = None) -> TrainResult:
     from transformers import EarlyStoppingCallback, set_seed
     from trl import SFTTrainer
 
@@ -157,13 +194,14 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
     out.mkdir(parents=True, exist_ok=True)
     device = default_device()
     if device == "cpu":
-        set_cpu_threads(config.training.threads)
+        set_cpu_threads(threads or config.training.threads)
     set_seed(config.training.seed)
     use_bf16 = config.training.bf16 == "on" or (config.training.bf16 == "auto" and bf16_supported(device))
 
     # Data: validated, deduplicated, decontaminated, split; the report says what was dropped.
-    prepared = prepare_data(config.data)
-    _write_json(out / "data_report.json", prepared.report.to_dict())
+    prepared = prepare_data(config.data, progress=is_main_process())
+    if is_main_process():
+        _write_json(out / "data_report.json", prepared.report.to_dict())
     train_ds, eval_ds = _datasets(prepared, config.data.system_prompt)
 
     # Model: base (optionally NF4), LoRA, LoRA+ optimizer, NEFTune.
@@ -175,6 +213,9 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
     neftune = NEFTune.attach(model, config.neftune.alpha) if config.neftune.alpha > 0 else None
 
     callbacks = [JsonlMetricsCallback(out / "metrics.jsonl"), *extra_callbacks]
+    fault = FailOnceAtStep.from_env()
+    if fault:
+        callbacks.append(fault)
     if config.training.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.training.early_stopping_patience))
     trainer = SFTTrainer(
@@ -186,14 +227,35 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
         optimizers=(optimizer, None),  # the scheduler is built by the Trainer from the config
         callbacks=callbacks,
     )
-    log.info("training %d steps: %d train rows, %d eval rows, bf16=%s, packing=%s, device=%s",
-             config.training.max_steps, len(train_ds), len(eval_ds), use_bf16, trainer.args.packing, device)
+    effective_batch = (trainer.args.per_device_train_batch_size * trainer.args.world_size
+                       * trainer.args.gradient_accumulation_steps)
+    log.info("training %d steps: %d train rows, %d eval rows, effective batch %d (= %d per device x %d workers "
+             "x %d accumulation), bf16=%s, packing=%s, device=%s", config.training.max_steps, len(train_ds),
+             len(eval_ds), effective_batch, trainer.args.per_device_train_batch_size, trainer.args.world_size,
+             trainer.args.gradient_accumulation_steps, use_bf16, trainer.args.packing, device)
     train_output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     if neftune:
         neftune.detach()
     eval_metrics = trainer.evaluate()
-
     adapter_dir = out / ADAPTER_DIR
+    metrics = train_output.metrics
+    runtime = metrics.get("train_runtime")
+    tokens = trainer.state.num_input_tokens_seen
+    result = TrainResult(
+        output_dir=str(out),
+        adapter_dir=str(adapter_dir),
+        global_step=trainer.state.global_step,
+        train_loss=metrics.get("train_loss"),
+        eval_loss=eval_metrics.get("eval_loss"),
+        tokens_per_second=(tokens / runtime) if tokens and runtime else None,
+        train_runtime_s=runtime,
+        data_report=prepared.report.to_dict(),
+        effective_batch_size=effective_batch,
+        resumed_from_step=_checkpoint_step(resume_from_checkpoint),
+    )
+    if not is_main_process():
+        return result
+
     trainer.model.save_pretrained(adapter_dir)
     tokenizer.save_pretrained(adapter_dir)
     write_adapter_meta(adapter_dir, config.model, config.quantization, config.data.system_prompt)
@@ -209,21 +271,10 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
         "bf16": use_bf16,
     })
 
-    metrics = train_output.metrics
-    runtime = metrics.get("train_runtime")
-    tokens = trainer.state.num_input_tokens_seen
-    result = TrainResult(
-        output_dir=str(out),
-        adapter_dir=str(adapter_dir),
-        global_step=trainer.state.global_step,
-        train_loss=metrics.get("train_loss"),
-        eval_loss=eval_metrics.get("eval_loss"),
-        tokens_per_second=(tokens / runtime) if tokens and runtime else None,
-        train_runtime_s=runtime,
-        data_report=prepared.report.to_dict(),
-    )
     if config.training.final_generation_samples and prepared.eval:
         result.generation_exact_match, result.generation_samples = _generation_check(
             trainer.model, tokenizer, config, prepared.eval)
+    if config.output.push_to:
+        result.pushed_version = _push(config, adapter_dir, result)
     _write_json(out / "result.json", result.to_dict())
     return result

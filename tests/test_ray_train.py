@@ -1,0 +1,116 @@
+"""Ray Train: 2 CPU workers, checkpoints in S3 (moto over HTTP), push/pull, worker failure, resume."""
+
+import filecmp
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sqlfoundry.config import ConfigError
+from sqlfoundry.storage.registry import Registry
+from test_training import tiny_config
+
+pytestmark = pytest.mark.usefixtures("ray_local")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ray_config(model_dir, out, *overrides, **kwargs):
+    return tiny_config(model_dir, out, "training.max_steps=8", "training.eval_steps=2", "training.save_steps=2",
+                       "ray.num_workers=2", *overrides, **kwargs)
+
+
+def test_two_workers_checkpoint_to_s3_and_push_adapter(tiny_model_dir, tmp_path, s3_bucket):
+    from sqlfoundry.training.ray_train import train_with_ray
+
+    out = tmp_path / "out"
+    config = ray_config(tiny_model_dir, out, f"ray.storage_path=s3://{s3_bucket}/ray",
+                        f"output.push_to=s3://{s3_bucket}/registry", "output.adapter_name=tiny-sql")
+    result = train_with_ray(config)
+    assert result.global_step == 8
+    assert result.effective_batch_size == 8 * 2  # per device x workers x accumulation
+    registry = Registry(f"s3://{s3_bucket}/registry")
+    assert registry.versions("tiny-sql") == [result.pushed_version]
+    manifest = registry.manifest("tiny-sql", result.pushed_version)
+    assert manifest["base_model"] == str(tiny_model_dir) and manifest["data"]["fingerprint"]
+    pulled, _ = registry.pull("tiny-sql", tmp_path / "pulled")
+    names = [p.name for p in (out / "adapter").iterdir()]
+    match, mismatch, errors = filecmp.cmpfiles(out / "adapter", pulled, names, shallow=False)
+    assert sorted(match) == sorted(names) and not mismatch and not errors
+    import boto3
+
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix="ray/")["Contents"]]
+    assert any("checkpoint" in key and key.endswith("trainer_state.json") for key in keys)
+
+
+def test_worker_failure_restarts_from_checkpoint(tiny_model_dir, tmp_path, monkeypatch):
+    from sqlfoundry.training.ray_train import train_with_ray
+
+    marker = tmp_path / "failed-once"
+    monkeypatch.setenv("SQLFOUNDRY_FAULT_STEP", "5")
+    monkeypatch.setenv("SQLFOUNDRY_FAULT_MARKER", str(marker))
+    config = ray_config(tiny_model_dir, tmp_path / "out", f"ray.storage_path={tmp_path / 'ray'}",
+                        "ray.max_failures=1")
+    result = train_with_ray(config)
+    assert marker.exists()  # the fault really fired
+    assert result.global_step == 8 and result.resumed_from_step == 4
+
+
+def test_killed_driver_resumes_on_rerun(tiny_model_dir, tmp_path, ray_local):
+    """Kill the driver (a `sqlfoundry train` process on this Ray) after a checkpoint; rerun resumes."""
+    from sqlfoundry.training.ray_train import train_with_ray
+
+    storage, out = tmp_path / "ray", tmp_path / "out"
+    overrides = ["training.max_steps=40", "training.eval_steps=2", "training.save_steps=2", "ray.num_workers=1",
+                 f"ray.storage_path={storage}", "ray.run_name=resumable", f"output.dir={out}"]
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(f"model: {{name_or_path: {tiny_model_dir}}}\ndata: {{source: 'synthetic://400', "
+                           "eval_size: 16}\ntraining: {per_device_batch_size: 8, max_length: 256, learning_rate: 0.003}\n")
+    env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
+    driver = subprocess.Popen([sys.executable, "-m", "sqlfoundry.cli", "train", "--config", str(config_file),
+                               *[arg for o in overrides for arg in ("--set", o)]], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not list(storage.glob("resumable/checkpoint_*/checkpoint/trainer_state.json")):
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert list(storage.glob("resumable/checkpoint_*")), "no checkpoint was written before the kill"
+    time.sleep(2)  # let Ray reap the dead driver's workers
+
+    from sqlfoundry.config import apply_overrides, parse_config
+    import yaml
+
+    config = parse_config(apply_overrides(yaml.safe_load(config_file.read_text()), overrides))
+    result = train_with_ray(config)
+    assert result.resumed_from_step is not None and result.resumed_from_step >= 2
+    assert result.global_step == 40
+
+
+@pytest.mark.parametrize("override, message", [
+    ("ray.storage_path=gs://bucket/x", "unsupported scheme 'gs'"),
+    ("ray.num_workers=64", "ray.num_workers=64"),
+    ("output.push_to=s3://no-such-bucket-anywhere/x", "output.push_to"),
+])
+def test_bad_ray_settings_fail_before_training(tiny_model_dir, tmp_path, override, message):
+    from sqlfoundry.training.ray_train import train_with_ray
+
+    out = tmp_path / "out"
+    with pytest.raises(Exception, match=message.replace("(", r"\(")):
+        train_with_ray(ray_config(tiny_model_dir, out, override))
+    assert not (out / "metrics.jsonl").exists()
+
+
+def test_missing_bucket_for_checkpoints(tiny_model_dir, tmp_path):
+    from sqlfoundry.storage.backends import StorageError
+    from sqlfoundry.training.ray_train import train_with_ray
+
+    with pytest.raises(StorageError, match="does not exist"):
+        train_with_ray(ray_config(tiny_model_dir, tmp_path / "o", "ray.storage_path=s3://missing-bucket-zz/ray"))
+
+
+def test_config_error_type():
+    assert issubclass(ConfigError, ValueError)
