@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def ray_config(model_dir, out, *overrides, **kwargs):
-    return tiny_config(model_dir, out, "training.max_steps=8", "training.eval_steps=2", "training.save_steps=2",
+    return tiny_config(model_dir, out, "training.max_steps=4", "training.eval_steps=2", "training.save_steps=2",
                        "ray.num_workers=2", *overrides, **kwargs)
 
 
@@ -30,7 +30,7 @@ def test_two_workers_checkpoint_to_s3_and_push_adapter(tiny_model_dir, tmp_path,
     config = ray_config(tiny_model_dir, out, f"ray.storage_path=s3://{s3_bucket}/ray",
                         f"output.push_to=s3://{s3_bucket}/registry", "output.adapter_name=tiny-sql")
     result = train_with_ray(config)
-    assert result.global_step == 8
+    assert result.global_step == 4
     assert result.effective_batch_size == 8 * 2  # per device x workers x accumulation
     registry = Registry(f"s3://{s3_bucket}/registry")
     assert registry.versions("tiny-sql") == [result.pushed_version]
@@ -50,13 +50,13 @@ def test_worker_failure_restarts_from_checkpoint(tiny_model_dir, tmp_path, monke
     from sqlfoundry.training.ray_train import train_with_ray
 
     marker = tmp_path / "failed-once"
-    monkeypatch.setenv("SQLFOUNDRY_FAULT_STEP", "5")
+    monkeypatch.setenv("SQLFOUNDRY_FAULT_STEP", "3")
     monkeypatch.setenv("SQLFOUNDRY_FAULT_MARKER", str(marker))
     config = ray_config(tiny_model_dir, tmp_path / "out", f"ray.storage_path={tmp_path / 'ray'}",
                         "ray.max_failures=1")
     result = train_with_ray(config)
     assert marker.exists()  # the fault really fired
-    assert result.global_step == 8 and result.resumed_from_step == 4
+    assert result.global_step == 4 and result.resumed_from_step == 2
 
 
 def test_killed_driver_resumes_on_rerun(tiny_model_dir, tmp_path, ray_local):
@@ -64,7 +64,7 @@ def test_killed_driver_resumes_on_rerun(tiny_model_dir, tmp_path, ray_local):
     from sqlfoundry.training.ray_train import train_with_ray
 
     storage, out = tmp_path / "ray", tmp_path / "out"
-    overrides = ["training.max_steps=40", "training.eval_steps=2", "training.save_steps=2", "ray.num_workers=1",
+    overrides = ["training.max_steps=20", "training.eval_steps=2", "training.save_steps=2", "ray.num_workers=1",
                  f"ray.storage_path={storage}", "ray.run_name=resumable", f"output.dir={out}"]
     config_file = tmp_path / "run.yaml"
     config_file.write_text(f"model: {{name_or_path: {tiny_model_dir}}}\ndata: {{source: 'synthetic://400', "
@@ -74,12 +74,15 @@ def test_killed_driver_resumes_on_rerun(tiny_model_dir, tmp_path, ray_local):
                                *[arg for o in overrides for arg in ("--set", o)]], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 180
-    while time.time() < deadline and not list(storage.glob("resumable/checkpoint_*/checkpoint/trainer_state.json")):
+    snapshot = storage / "resumable" / "checkpoint_manager_snapshot.json"  # written after a checkpoint registers
+    while time.time() < deadline and not snapshot.is_file():
         time.sleep(0.5)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
     assert list(storage.glob("resumable/checkpoint_*")), "no checkpoint was written before the kill"
-    time.sleep(2)  # let Ray reap the dead driver's workers
+    deadline = time.time() + 60  # Ray reaps the dead driver's workers asynchronously: wait for their CPUs
+    while time.time() < deadline and ray_local.available_resources().get("CPU", 0) < 2:
+        time.sleep(0.5)
 
     from sqlfoundry.config import apply_overrides, parse_config
     import yaml
@@ -87,7 +90,7 @@ def test_killed_driver_resumes_on_rerun(tiny_model_dir, tmp_path, ray_local):
     config = parse_config(apply_overrides(yaml.safe_load(config_file.read_text()), overrides))
     result = train_with_ray(config)
     assert result.resumed_from_step is not None and result.resumed_from_step >= 2
-    assert result.global_step == 40
+    assert result.global_step == 20
 
 
 @pytest.mark.parametrize("override, message", [

@@ -233,6 +233,8 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
              "x %d accumulation), bf16=%s, packing=%s, device=%s", config.training.max_steps, len(train_ds),
              len(eval_ds), effective_batch, trainer.args.per_device_train_batch_size, trainer.args.world_size,
              trainer.args.gradient_accumulation_steps, use_bf16, trainer.args.packing, device)
+    # read before training: Ray may delete the checkpoint folder once newer ones exist
+    resumed_from_step = _checkpoint_step(resume_from_checkpoint)
     train_output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     if neftune:
         neftune.detach()
@@ -251,7 +253,7 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
         train_runtime_s=runtime,
         data_report=prepared.report.to_dict(),
         effective_batch_size=effective_batch,
-        resumed_from_step=_checkpoint_step(resume_from_checkpoint),
+        resumed_from_step=resumed_from_step,
     )
     if not is_main_process():
         return result
