@@ -206,6 +206,13 @@ def test_more_databases_catch_a_lucky_match():
     assert any(score_schema_only(SCHEMA, gold, lucky, k=5, seed=s).ex is False for s in seeds)
 
 
+def test_table_declared_twice_and_unusable_schemas():
+    twice = "CREATE TABLE dorm (a INTEGER); CREATE TABLE dorm (b VARCHAR, a INTEGER)"
+    assert score_schema_only(twice, "SELECT b FROM dorm WHERE a > 3", "SELECT b FROM dorm WHERE a > 3").ex
+    duplicate_column = "CREATE TABLE t (a INTEGER, a VARCHAR)"
+    assert score_schema_only(duplicate_column, "SELECT a FROM t", "SELECT a FROM t").category == "bad_schema"
+
+
 def test_gold_categories():
     assert score_schema_only(SCHEMA, "SELECT nope FROM people", "SELECT name FROM people").category == GOLD_ERROR
     assert score_schema_only(SCHEMA, "SELECT 1 FROM people LIMIT 0", "SELECT 1").category == GOLD_CONSTANT

@@ -8,6 +8,7 @@ right or wrong.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import asdict, dataclass
 
@@ -84,8 +85,11 @@ def score_schema_only(context: str, gold: str, prediction: str, k: int = 3, seed
     if not gold_check.ok:
         return Score(em, em_canonical, None, None, GOLD_ERROR, None, f"gold: {gold_check.detail}")
     start = time.perf_counter()
-    strict = build_databases(tables, [gold, prediction], k, seed)
-    nocase = build_databases(tables, [gold, prediction], k, seed, nocase=True)
+    try:
+        strict = build_databases(tables, [gold, prediction], k, seed)
+        nocase = build_databases(tables, [gold, prediction], k, seed, nocase=True)
+    except sqlite3.Error as err:  # a schema sqlite cannot hold: reported, never a crash of the run
+        return Score(em, em_canonical, None, None, BAD_SCHEMA, None, f"sqlite: {err}")
     build_s = time.perf_counter() - start
     try:
         gold_strict, exec_s = _run_on(strict, gold, limits)

@@ -127,8 +127,23 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def merge_tables(tables: list[Table]) -> list[Table]:
+    """One table per name: contexts sometimes declare a table twice with different columns."""
+    merged: dict[str, Table] = {}
+    for table in tables:
+        key = table.name.lower()
+        if key not in merged:
+            merged[key] = table
+            continue
+        known = {c.name.lower() for c in merged[key].columns}
+        extra = tuple(c for c in table.columns if c.name.lower() not in known)
+        merged[key] = Table(merged[key].name, merged[key].columns + extra)
+    return list(merged.values())
+
+
 def build_database(tables: list[Table], literals: Literals, seed: int, nocase: bool = False) -> sqlite3.Connection:
     rng = random.Random(seed)
+    tables = merge_tables(tables)
     conn = sqlite3.connect(":memory:", check_same_thread=False)
     # Text pools are shared by columns of the same name, so joins on them (votes.state =
     # area_code_state.state) find partners; a few values per pool give GROUP BY something to do.
