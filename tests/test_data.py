@@ -117,11 +117,11 @@ def test_column_mapping(tmp_path):
     [
         ("/no/such/file.json", "no such file"),
         ("synthetic://zero", "synthetic://N"),
-        ("s3://bucket/data.json", "s3://"),
+        ("s3://no-such-bucket-for-data/data.json", "does not exist"),
         ("b-mc2/sql-create-context", "Hugging Face Hub"),  # tests run with the Hub offline
     ],
 )
-def test_unreadable_sources_say_why(source, message):
+def test_unreadable_sources_say_why(source, message, s3_server):
     with pytest.raises(DataError, match=message):
         load_raw_rows(DataConfig(source=source))
 
@@ -166,3 +166,17 @@ def test_synthetic_sql_executes_on_sqlite_for_every_row():
 
 def test_synthetic_rows_are_deterministic():
     assert generate_rows(50, seed=5) == generate_rows(50, seed=5) != generate_rows(50, seed=6)
+
+
+def test_s3_source(s3_bucket):
+    import boto3
+
+    rows = [dict(GOOD, question=f"q{i}") for i in range(4)]
+    body = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    client = boto3.client("s3")
+    client.put_object(Bucket=s3_bucket, Key="data/part-0.jsonl", Body=body)
+    client.put_object(Bucket=s3_bucket, Key="data/part-1.jsonl", Body=body)
+    assert load_raw_rows(DataConfig(source=f"s3://{s3_bucket}/data/part-0.jsonl")) == rows
+    assert len(load_raw_rows(DataConfig(source=f"s3://{s3_bucket}/data"))) == 8
+    with pytest.raises(DataError, match="no .json"):
+        load_raw_rows(DataConfig(source=f"s3://{s3_bucket}/nothing-here"))

@@ -108,6 +108,8 @@ def cmd_eval(args) -> int:
 
 
 def _run_eval(args) -> int:
+    import os
+
     from sqlfoundry.evaluation.datasets import load_examples, load_predictions
     from sqlfoundry.evaluation.runner import predict, score_all, write_run
     from sqlfoundry.evaluation.scoring import Limits
@@ -126,6 +128,10 @@ def _run_eval(args) -> int:
         model, tokenizer, system_prompt = load_for_inference(args.adapter, args.model)
         predict(examples, model, tokenizer, system_prompt, args.batch_size, args.max_new_tokens)
         source = args.data
+    if os.environ.get("RAY_ADDRESS"):  # inside a Ray job: execute SQL as Ray tasks across the cluster
+        import ray
+
+        ray.init(address=os.environ["RAY_ADDRESS"])
     settings = {"source": source, "adapter": args.adapter, "model": args.model, "limit": args.limit,
                 "k_databases": args.k_databases, "seed": args.seed, "timeout_s": args.timeout}
     records = score_all(examples, k=args.k_databases, seed=args.seed, limits=Limits(timeout_s=args.timeout))

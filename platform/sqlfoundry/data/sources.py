@@ -68,6 +68,29 @@ def load_raw_rows(data: DataConfig, source: str | None = None) -> list[dict]:
             raise DataError(f"data.source {source!r}: expected synthetic://N with N a positive row count")
         return generate_rows(int(count), seed=data.seed)
     if source.startswith("s3://"):
-        raise DataError(f"data.source {source!r}: s3:// sources need the storage layer, which is not built yet")
+        return _load_from_s3(source, data)
     dataset = _load_dataset(source, data.hub_split)
     return _rename(dataset.to_list(), data.columns, source, list(dataset.column_names))
+
+
+def _load_from_s3(source: str, data: DataConfig) -> list[dict]:
+    """Download an s3:// file (or every data file under an s3:// prefix) and read it as a local copy."""
+    import tempfile
+
+    from sqlfoundry.storage.backends import S3Store, StorageError
+
+    bucket_root, _, key = source[len("s3://"):].partition("/")
+    store = S3Store(f"s3://{bucket_root}")
+    try:
+        store.check()
+        keys = [k for k in store.list(key) if Path(k).suffix in _BUILDERS and (k == key or k.startswith(key.rstrip("/") + "/"))]
+    except StorageError as err:
+        raise DataError(f"data.source {source}: {err}") from None
+    if not keys:
+        raise DataError(f"data.source {source}: no .json, .jsonl or .parquet objects there")
+    with tempfile.TemporaryDirectory() as scratch:
+        for item in keys:
+            store.get_file(item, Path(scratch) / item)
+        local = Path(scratch) / key if len(keys) == 1 and keys[0] == key else Path(scratch)
+        dataset = _load_dataset(str(local), data.hub_split)
+        return _rename(dataset.to_list(), data.columns, source, list(dataset.column_names))

@@ -48,6 +48,13 @@ def _score_chunk(args) -> list[dict]:
     return [score_example(example, k, seed, limits) for example in examples]
 
 
+def _ray_is_running() -> bool:
+    import importlib.util
+    import sys
+
+    return importlib.util.find_spec("ray") is not None and "ray" in sys.modules and sys.modules["ray"].is_initialized()
+
+
 def score_all(examples: list[Example], k: int = 3, seed: int = 0, limits: Limits = Limits(),
               workers: int | None = None, chunk: int = 25) -> list[dict]:
     """Score in a process pool (one worker per usable CPU), in input order, with a progress bar."""
@@ -55,7 +62,15 @@ def score_all(examples: list[Example], k: int = 3, seed: int = 0, limits: Limits
     chunks = [(examples[i:i + chunk], k, seed, limits) for i in range(0, len(examples), chunk)]
     records: list[dict] = []
     bar = tqdm(total=len(examples), desc="executing SQL", unit="example")
-    if workers <= 1 or len(chunks) <= 1:
+    if _ray_is_running():  # on a Ray cluster (e.g. inside `ray job submit`): one Ray task per chunk
+        import ray
+
+        remote = ray.remote(num_cpus=1)(_score_chunk)
+        for ref in [remote.remote(item) for item in chunks]:
+            part = ray.get(ref)
+            records.extend(part)
+            bar.update(len(part))
+    elif workers <= 1 or len(chunks) <= 1:
         for item in chunks:
             records.extend(_score_chunk(item))
             bar.update(len(item[0]))
