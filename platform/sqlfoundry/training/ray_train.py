@@ -77,7 +77,7 @@ def _ensure_ray(config: RunConfig) -> None:
     if address:
         ray.init(address=address, runtime_env={"env_vars": RAY_ENV})
     else:
-        ray.init(include_dashboard=False, runtime_env={"env_vars": RAY_ENV})
+        ray.init(runtime_env={"env_vars": RAY_ENV})  # the dashboard starts too (and the state API Ray Train polls)
 
 
 def _check_placeable(config: RunConfig) -> None:

@@ -129,6 +129,7 @@ def _sft_config(config: RunConfig, out: Path, use_bf16: bool, device: str):
         completion_only_loss=True,  # loss on the assistant's SQL only
         include_num_input_tokens_seen="non_padding",  # tokens/s counts real tokens, not padding
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # every LoRA parameter gets a gradient; skip the extra graph walk
     )
 
 
