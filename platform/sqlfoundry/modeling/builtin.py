@@ -7,7 +7,6 @@ under the cache directory, and loaded from there: models loaded from GGUF refuse
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -15,6 +14,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from sqlfoundry.storage.registry import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,6 @@ class BuiltinModelError(RuntimeError):
 def cache_dir() -> Path:
     """Where converted builtin models live: $SQLFOUNDRY_CACHE, else ~/.cache/sqlfoundry."""
     return Path(os.environ.get("SQLFOUNDRY_CACHE", Path.home() / ".cache" / "sqlfoundry")).expanduser()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _gguf_path(spec: BuiltinModel) -> Path:
@@ -91,7 +84,7 @@ def resolve_builtin(alias: str) -> Path:
     if (target / "config.json").is_file():
         return target
     gguf = _gguf_path(spec)
-    actual = _sha256(gguf)
+    actual = sha256_file(gguf)
     if actual != spec.sha256:
         raise BuiltinModelError(f"{gguf} has sha256 {actual}, expected {spec.sha256}; reinstall {spec.wheel}")
     log.info("converting builtin model %s from %s to %s (once)", alias, gguf, target)
