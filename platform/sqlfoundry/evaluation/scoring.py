@@ -16,7 +16,7 @@ from sqlfoundry.data.sqlschema import SchemaError, Table, parse_schema
 from sqlfoundry.evaluation.exact_match import canonical_match, exact_match
 from sqlfoundry.evaluation.execute import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, open_read_only, results_match, run_query
 from sqlfoundry.evaluation.hardness import hardness
-from sqlfoundry.evaluation.sqlcheck import check_query, check_read_only
+from sqlfoundry.evaluation.sqlcheck import SqlCheck, check_query, check_read_only
 from sqlfoundry.evaluation.synthdb import build_databases
 
 SCORED, GOLD_ERROR, GOLD_CONSTANT, BAD_SCHEMA = "scored", "gold_error", "gold_constant", "bad_schema"
@@ -73,17 +73,35 @@ def _execution_verdict(gold_results, predicted_results, ordered: bool) -> tuple[
     return True, None, ""
 
 
-def score_schema_only(context: str, gold: str, prediction: str, k: int = 3, seed: int = 0,
-                      limits: Limits = Limits()) -> Score:
+@dataclass
+class _StaticChecks:
+    """What both scorers learn without executing anything; `early` is set when scoring stops here."""
+    tables: list[Table]
+    em: bool
+    em_canonical: bool
+    gold_check: SqlCheck | None
+    early: Score | None
+
+
+def _static_checks(schema: str, gold: str, prediction: str, level: str | None = None) -> _StaticChecks:
     try:
-        tables = parse_schema(context)
+        tables = parse_schema(schema)
     except SchemaError as err:
-        return Score(False, False, None, None, BAD_SCHEMA, None, str(err))
+        return _StaticChecks([], False, False, None, Score(False, False, None, None, BAD_SCHEMA, None, str(err)))
     known = {c.name.lower() for t in tables for c in t.columns}
     em, em_canonical = exact_match(prediction, gold), canonical_match(prediction, gold, known)
     gold_check = check_read_only(gold)
-    if not gold_check.ok:
-        return Score(em, em_canonical, None, None, GOLD_ERROR, None, f"gold: {gold_check.detail}")
+    early = None if gold_check.ok else Score(em, em_canonical, None, None, GOLD_ERROR, None,
+                                             f"gold: {gold_check.detail}", level)
+    return _StaticChecks(tables, em, em_canonical, gold_check, early)
+
+
+def score_schema_only(context: str, gold: str, prediction: str, k: int = 3, seed: int = 0,
+                      limits: Limits = Limits()) -> Score:
+    static = _static_checks(context, gold, prediction)
+    if static.early:
+        return static.early
+    tables, em, em_canonical, gold_check = static.tables, static.em, static.em_canonical, static.gold_check
     start = time.perf_counter()
     try:
         strict = build_databases(tables, [gold, prediction], k, seed)
@@ -131,16 +149,11 @@ def database_schema(db_path: str) -> str:
 def score_real_db(db_path: str, gold: str, prediction: str, limits: Limits = Limits(),
                   schema: str | None = None) -> Score:
     schema = schema if schema is not None else database_schema(db_path)
-    try:
-        tables = parse_schema(schema)
-    except SchemaError as err:
-        return Score(False, False, None, None, BAD_SCHEMA, None, str(err))
-    known = {c.name.lower() for t in tables for c in t.columns}
-    em, em_canonical = exact_match(prediction, gold), canonical_match(prediction, gold, known)
     level = hardness(gold)
-    gold_check = check_read_only(gold)
-    if not gold_check.ok:
-        return Score(em, em_canonical, None, None, GOLD_ERROR, None, f"gold: {gold_check.detail}", level)
+    static = _static_checks(schema, gold, prediction, level)
+    if static.early:
+        return static.early
+    tables, em, em_canonical, gold_check = static.tables, static.em, static.em_canonical, static.gold_check
     conn = open_read_only(db_path)
     try:
         [gold_result], exec_s = _run_on([conn], gold, limits)

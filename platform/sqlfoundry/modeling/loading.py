@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -31,6 +32,7 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_has_bf16() -> bool:
     """True when the CPU runs bf16 matmuls natively (avx512_bf16 or AMX), where bf16 autocast pays."""
     try:
