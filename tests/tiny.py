@@ -72,3 +72,23 @@ def build_tiny_llama(folder: Path, hidden: int = 64, layers: int = 2, seed: int 
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def build_random_adapter(base_dir: Path, folder: Path, seed: int, system_prompt: str | None = None) -> Path:
+    """A LoRA adapter with random (non-zero) A and B, so it visibly changes the base model's output,
+    saved the way `sqlfoundry train` saves one (weights + sqlfoundry_model.json)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from sqlfoundry.config.schema import DEFAULT_SYSTEM_PROMPT, ModelConfig, QuantizationConfig
+    from sqlfoundry.modeling.loading import write_adapter_meta
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"],
+                                                  init_lora_weights=False))
+    peft_model.save_pretrained(folder)
+    write_adapter_meta(folder, ModelConfig(name_or_path=str(base_dir)), QuantizationConfig(),
+                       system_prompt or DEFAULT_SYSTEM_PROMPT)
+    return Path(folder)

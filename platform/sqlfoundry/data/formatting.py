@@ -27,8 +27,11 @@ def training_example(row: dict[str, str], system_prompt: str = DEFAULT_SYSTEM_PR
     }
 
 
-def render_prompt(tokenizer, schema: str, question: str, system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> str:
-    """The text the model continues with its SQL answer."""
+def render_prompt(
+    tokenizer, schema: str, question: str, system_prompt: str = DEFAULT_SYSTEM_PROMPT, chat_template: str | None = None
+) -> str:
+    """The text the model continues with its SQL answer (`chat_template` overrides the tokenizer's)."""
     return tokenizer.apply_chat_template(
-        prompt_messages(schema, question, system_prompt), tokenize=False, add_generation_prompt=True
+        prompt_messages(schema, question, system_prompt), tokenize=False, add_generation_prompt=True,
+        chat_template=chat_template,
     )

@@ -68,6 +68,54 @@ def autocast_context(device: str):
 
 
 @torch.no_grad()
+def generate_batch(
+    model,
+    tokenizer,
+    prompts: list[str],
+    max_new_tokens: int | list[int] = 128,
+    adapter_names: list[str] | None = None,
+) -> list[Generation]:
+    """Greedy completions of one batch of rendered prompts, left-padded; stops at EOS.
+
+    `max_new_tokens` may differ per row: the batch runs to the largest and each row is cut to its
+    own limit (greedy decoding makes that identical to running the row alone). `adapter_names`
+    picks a peft adapter per row ("__base__" for none), so one batch can mix adapters.
+    """
+    limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
+    device = str(next(model.parameters()).device)
+    was_training = model.training
+    model.eval()
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    try:
+        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        extra = {"adapter_names": adapter_names} if adapter_names is not None else {}
+        with autocast_context(device):
+            output = model.generate(
+                **batch,
+                **extra,
+                max_new_tokens=max(limits),
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+    finally:
+        tokenizer.padding_side = padding_side
+        model.train(was_training)
+    results = []
+    for row, completion in enumerate(output[:, batch["input_ids"].shape[1]:]):
+        completion = completion[:limits[row]]
+        ended = (completion == tokenizer.eos_token_id).nonzero()
+        length = int(ended[0]) + 1 if len(ended) else len(completion)
+        text = tokenizer.decode(completion[:length], skip_special_tokens=True)
+        results.append(Generation(
+            sql=extract_sql(text),
+            text=text,
+            prompt_tokens=int(batch["attention_mask"][row].sum()),
+            completion_tokens=length,
+        ))
+    return results
+
+
 def generate_sql(
     model,
     tokenizer,
@@ -78,44 +126,14 @@ def generate_sql(
     batch_size: int = 8,
     progress: bool = False,
 ) -> list[Generation]:
-    """Greedy SQL for each (schema, question), batched and left-padded; stops at EOS."""
+    """Greedy SQL for each (schema, question), in batches of `batch_size`."""
     from tqdm.auto import tqdm
 
     if len(schemas) != len(questions):
         raise ValueError(f"got {len(schemas)} schemas but {len(questions)} questions")
-    device = str(next(model.parameters()).device)
-    was_training = model.training
-    model.eval()
-    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    prompts = [render_prompt(tokenizer, schema, question, system_prompt) for schema, question in zip(schemas, questions)]
     results: list[Generation] = []
-    try:
-        starts = range(0, len(questions), batch_size)
-        for start in tqdm(starts, desc="generating SQL", unit="batch", disable=not progress):
-            prompts = [
-                render_prompt(tokenizer, schema, question, system_prompt)
-                for schema, question in zip(schemas[start:start + batch_size], questions[start:start + batch_size])
-            ]
-            batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            with autocast_context(device):
-                output = model.generate(
-                    **batch,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id,
-                )
-            completions = output[:, batch["input_ids"].shape[1]:]
-            for row, completion in enumerate(completions):
-                ended = (completion == tokenizer.eos_token_id).nonzero()
-                length = int(ended[0]) + 1 if len(ended) else len(completion)
-                text = tokenizer.decode(completion[:length], skip_special_tokens=True)
-                results.append(Generation(
-                    sql=extract_sql(text),
-                    text=text,
-                    prompt_tokens=int(batch["attention_mask"][row].sum()),
-                    completion_tokens=length,
-                ))
-    finally:
-        tokenizer.padding_side = padding_side
-        model.train(was_training)
+    starts = range(0, len(prompts), batch_size)
+    for start in tqdm(starts, desc="generating SQL", unit="batch", disable=not progress):
+        results.extend(generate_batch(model, tokenizer, prompts[start:start + batch_size], max_new_tokens))
     return results

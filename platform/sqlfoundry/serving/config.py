@@ -1,0 +1,66 @@
+"""The serving configuration: the `args` of the Serve application in serve_configs/*.yaml.
+
+Replica counts, autoscaling, resources and queue limits are Ray Serve's own deployment options
+(the `deployments:` section of the same file); this holds what only sqlfoundry knows: which
+model, where adapters come from, how requests are batched and what input is accepted.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sqlfoundry.config.schema import ModelConfig, QuantizationConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BatchingConfig(_Section):
+    # Rows generated together; at most the model deployment's max_ongoing_requests.
+    max_batch_size: int = Field(16, ge=1, le=256)
+    # How long the first request of a batch waits for company.
+    batch_wait_timeout_s: float = Field(0.05, ge=0, le=10)
+
+
+class LimitsConfig(_Section):
+    max_schema_chars: int = Field(16_000, ge=100)
+    max_question_chars: int = Field(2_000, ge=10)
+    max_new_tokens: int = Field(256, ge=1, le=4096)  # the most a request may ask for
+    default_max_new_tokens: int = Field(128, ge=1, le=4096)
+    max_body_bytes: int = Field(64_000, ge=1_000)  # refused with 413 before parsing
+
+    def model_post_init(self, _context) -> None:
+        if self.default_max_new_tokens > self.max_new_tokens:
+            raise ValueError("limits.default_max_new_tokens must not exceed limits.max_new_tokens")
+
+
+class ServeConfig(_Section):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
+    # The id clients see in /v1/models; adapters appear as "<model_id>:<adapter>".
+    model_id: str = Field("sqlfoundry", pattern=r"^[A-Za-z0-9._-]+$")
+    # Adapter registry: local folder or s3://bucket/prefix; None serves the base model only.
+    registry: str | None = None
+    max_loaded_adapters: int = Field(4, ge=1, le=64)  # LRU per replica
+    # A name or name@alias is resolved again after this long: how fast a promotion reaches replicas.
+    alias_refresh_s: float = Field(10.0, ge=0)
+    adapter_cache_dir: str | None = None  # default: $SQLFOUNDRY_CACHE/serve-adapters
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    # Schema and question text stay out of logs unless asked (they may be customer data).
+    log_text: bool = False
+
+
+class ServeConfigError(ValueError):
+    pass
+
+
+def parse_serve_config(args: dict | None) -> ServeConfig:
+    try:
+        return ServeConfig.model_validate(args or {})
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors()
+        )
+        raise ServeConfigError(f"invalid serving args: {problems}") from None

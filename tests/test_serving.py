@@ -1,0 +1,240 @@
+"""The Serve application over real HTTP on the session's Ray, deployed from serve_configs/local.yaml."""
+
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import _free_port
+from tiny import build_random_adapter
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = "CREATE TABLE head (age INTEGER, name VARCHAR)"
+KEY = "test-key-123"
+
+
+def _model_options(deployments, **options):
+    model = next(d for d in deployments if d["name"] == "SQLModel")
+    model.update(options)
+    return model
+
+
+@pytest.fixture(scope="module")
+def served(ray_local, s3_server, tiny_model_dir, tmp_path_factory):
+    """Two apps from local.yaml: the main one (tiny model, S3 registry, API keys, fast autoscaling)
+    and an 'overload' one with tiny queues for backpressure."""
+    from ray import serve
+
+    from sqlfoundry.serving.deploy import deploy, load_serve_file
+    from sqlfoundry.storage.registry import Registry
+
+    import boto3
+
+    work = tmp_path_factory.mktemp("serve")
+    boto3.client("s3").create_bucket(Bucket="serve-adapters")
+    registry = Registry("s3://serve-adapters/registry")
+    versions = {name: registry.push(build_random_adapter(tiny_model_dir, work / name, seed=seed), name)
+                for seed, name in [(1, "alpha"), (2, "beta")]}
+    registry.promote("alpha", versions["alpha"], "production")
+
+    overrides = [f"model.name_or_path={tiny_model_dir}", f"registry={registry.root}", "model_id=tiny",
+                 "alias_refresh_s=1", "batching.batch_wait_timeout_s=0.1", "limits.max_schema_chars=500",
+                 "limits.max_new_tokens=64", "limits.default_max_new_tokens=16", "limits.max_body_bytes=4000",
+                 f"adapter_cache_dir={work / 'cache'}"]
+    config = load_serve_file(ROOT / "serve_configs/local.yaml", overrides)
+    main = config["applications"][0]
+    _model_options(main["deployments"], ray_actor_options={"num_cpus": 0.5},
+                   autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 2,
+                                       "upscale_delay_s": 1, "downscale_delay_s": 3, "metrics_interval_s": 0.5,
+                                       "look_back_period_s": 2})
+    ingress = next(d for d in main["deployments"] if d["name"] == "SQLIngress")
+    ingress["ray_actor_options"]["runtime_env"] = {"env_vars": {"SQLFOUNDRY_API_KEYS": f"other-key,{KEY}"}}
+    overload = {**main, "name": "overload", "route_prefix": "/overload",
+                "args": {**main["args"], "batching": {"max_batch_size": 1, "batch_wait_timeout_s": 0}},
+                "deployments": [{"name": "SQLModel", "num_replicas": 1, "max_ongoing_requests": 1,
+                                 "max_queued_requests": 1, "ray_actor_options": {"num_cpus": 0.25}},
+                                {"name": "SQLIngress", "num_replicas": 1, "ray_actor_options": {"num_cpus": 0}}]}
+    config["applications"].append(overload)
+    config["http_options"]["port"] = _free_port()
+    url = deploy(config, timeout_s=300)
+    yield {"url": url, "registry": registry, "versions": versions, "work": work, "base": tiny_model_dir}
+    serve.shutdown()
+
+
+def post(served, path, body, key=KEY, **kwargs):
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return requests.post(served["url"] + path, json=body, headers=headers, timeout=120, **kwargs)
+
+
+def sql_body(**extra):
+    return {"schema": SCHEMA, "question": "how many heads are older than 56?", **extra}
+
+
+def test_sql_endpoint_answers_with_every_field(served):
+    response = post(served, "/v1/sql", sql_body(max_new_tokens=8))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) >= {"sql", "dialect", "valid", "error", "adapter", "latency_ms", "prompt_tokens",
+                         "completion_tokens", "request_id"}
+    assert body["adapter"] is None and body["dialect"] == "sqlite"
+    assert 0 < body["completion_tokens"] <= 8 and body["prompt_tokens"] > 10
+    assert response.headers["x-request-id"] == body["request_id"]
+    # The tiny random model writes no SQL, and says so instead of pretending.
+    assert body["valid"] is (body["error"] is None)
+
+
+def test_healthz_needs_no_key_and_models_list_adapters(served):
+    assert requests.get(served["url"] + "/healthz", timeout=10).json()["status"] == "ok"
+    models = requests.get(served["url"] + "/v1/models", headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
+    ids = {m["id"] for m in models.json()["data"]}
+    assert {"tiny", "tiny:alpha", "tiny:beta", "tiny:alpha@production"} <= ids
+
+
+@pytest.mark.parametrize("key", [None, "wrong-key", ""])
+def test_auth_is_required_when_keys_are_set(served, key):
+    response = post(served, "/v1/sql", sql_body(), key=key)
+    assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+    assert requests.get(served["url"] + "/v1/models", timeout=10).status_code == 401
+
+
+@pytest.mark.parametrize("body, status, param", [
+    ({"question": "q"}, 422, "schema"),
+    (sql_body(dialect="pg"), 422, "dialect"),
+    (sql_body(max_new_tokens=65), 422, "max_new_tokens"),
+    (sql_body(schema="x" * 501), 422, "schema"),
+    (sql_body(question="q" * 2001), 422, "question"),
+    (sql_body(schema="DROP TABLE head"), 422, "schema"),
+    (sql_body(schema="this is not sql at all"), 422, "schema"),
+    (sql_body(adapter="missing"), 404, "adapter"),
+    (sql_body(adapter="alpha@20990101T000000-abcdef"), 404, "adapter"),
+    (sql_body(adapter="alpha@staging"), 404, "adapter"),
+    (sql_body(unknown_field=1), 422, "unknown_field"),
+])
+def test_bad_requests_get_4xx_naming_the_field(served, body, status, param):
+    response = post(served, "/v1/sql", body)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["param"] == param
+
+
+def test_malformed_json_and_oversized_bodies(served):
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    bad = requests.post(served["url"] + "/v1/sql", data="{not json", headers=headers, timeout=10)
+    assert bad.status_code == 400 and "malformed JSON" in bad.json()["error"]["message"]
+    big = requests.post(served["url"] + "/v1/sql", data=b"x" * 5000, headers=headers, timeout=10)
+    assert big.status_code == 413 and "max_body_bytes" in big.json()["error"]["message"]
+
+    def chunked():  # no Content-Length: still refused
+        yield b'{"schema": "' + b"y" * 5000 + b'"}'
+
+    streamed = requests.post(served["url"] + "/v1/sql", data=chunked(), headers=headers, timeout=10)
+    assert streamed.status_code == 413
+
+
+def test_adapter_from_s3_is_hot_loaded_and_alias_rollout_needs_no_restart(served):
+    registry, versions = served["registry"], served["versions"]
+    first = post(served, "/v1/sql", sql_body(adapter="alpha@production", dialect="duckdb")).json()
+    assert first["adapter"] == f"alpha@{versions['alpha']}"
+    newer = registry.push(build_random_adapter(served["base"], served["work"] / "alpha2", seed=7), "alpha")
+    registry.promote("alpha", newer, "production")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        answer = post(served, "/v1/sql", sql_body(adapter="alpha@production")).json()
+        if answer["adapter"] == f"alpha@{newer}":
+            break
+        time.sleep(0.5)
+    assert answer["adapter"] == f"alpha@{newer}"
+    pinned = post(served, "/v1/sql", sql_body(adapter=f"alpha@{versions['alpha']}")).json()
+    assert pinned["adapter"] == f"alpha@{versions['alpha']}"
+
+
+def test_openai_chat_completions(served):
+    messages = [{"role": "system", "content": SCHEMA}, {"role": "user", "content": "how many heads?"}]
+    response = post(served, "/v1/chat/completions", {"model": "tiny:beta", "messages": messages, "max_tokens": 6})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "chat.completion" and body["choices"][0]["message"]["role"] == "assistant"
+    assert body["usage"]["completion_tokens"] <= 6 and body["sqlfoundry"]["adapter"].startswith("beta@")
+    assert post(served, "/v1/chat/completions", {"model": "gpt-4", "messages": messages}).status_code == 404
+    no_schema = post(served, "/v1/chat/completions", {"model": "tiny", "messages": messages[1:]})
+    assert no_schema.status_code == 422 and no_schema.json()["error"]["param"] == "messages"
+
+
+def test_mixed_adapters_batched_equal_served_alone(served):
+    bodies = [sql_body(max_new_tokens=10, adapter=a) for a in [None, "alpha", "beta", None, "beta", "alpha"]]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        together = list(pool.map(lambda b: post(served, "/v1/sql", b).json(), bodies))
+    alone = [post(served, "/v1/sql", b).json() for b in bodies]
+    fields = ("sql", "valid", "error", "adapter", "prompt_tokens", "completion_tokens")
+    assert [{f: r[f] for f in fields} for r in together] == [{f: r[f] for f in fields} for r in alone]
+
+
+def test_64_concurrent_requests_are_all_answered(served):
+    bodies = [sql_body(question=f"question number {i}?", max_new_tokens=4,
+                       adapter=[None, "alpha", "beta"][i % 3]) for i in range(64)]
+    with ThreadPoolExecutor(64) as pool:
+        statuses = list(pool.map(lambda b: post(served, "/v1/sql", b).status_code, bodies))
+    assert statuses == [200] * 64
+
+
+def test_overload_returns_503_with_retry_after_not_a_hang(served):
+    url = served["url"] + "/overload/v1/sql"
+    headers = {"Authorization": f"Bearer {KEY}"}
+    started = time.monotonic()
+    with ThreadPoolExecutor(24) as pool:
+        responses = list(pool.map(lambda _: requests.post(url, json=sql_body(max_new_tokens=64), headers=headers,
+                                                          timeout=60), range(24)))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 503} and 503 in statuses and 200 in statuses
+    rejected = next(r for r in responses if r.status_code == 503)
+    assert rejected.headers["retry-after"] == "1" and rejected.json()["error"]["type"] == "overloaded_error"
+    assert time.monotonic() - started < 60
+
+
+def test_autoscales_from_one_to_two_replicas_and_back(served):
+    from ray import serve
+
+    def replicas():
+        deployment = serve.status().applications["sqlfoundry"].deployments["SQLModel"]
+        return deployment.replica_states.get("RUNNING", 0)
+
+    assert replicas() == 1
+    stop = time.monotonic() + 60
+    peak = 1
+    with ThreadPoolExecutor(12) as pool:
+        def hammer(_):
+            while time.monotonic() < stop and peak < 2:
+                post(served, "/v1/sql", sql_body(max_new_tokens=48))
+        futures = [pool.submit(hammer, i) for i in range(12)]
+        while time.monotonic() < stop and peak < 2:
+            peak = max(peak, replicas())
+            time.sleep(0.5)
+        for future in futures:
+            future.result()
+    assert peak == 2
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and replicas() != 1:
+        time.sleep(1)
+    assert replicas() == 1
+
+
+def test_prometheus_metrics_are_exported(served):
+    """Our metrics reach Ray's Prometheus endpoint (the node's metrics export port)."""
+    import ray
+
+    for _ in range(3):
+        post(served, "/v1/sql", sql_body(max_new_tokens=4))
+    port = ray._private.worker.global_worker.node.metrics_export_port
+    wanted = ["sqlfoundry_requests", "sqlfoundry_request_latency_ms", "sqlfoundry_batch_size",
+              "sqlfoundry_generated_tokens"]
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        if all(name in text for name in wanted):
+            break
+        time.sleep(2)
+    missing = [name for name in wanted if name not in text]
+    assert not missing, f"not exported: {missing}"
+    assert 'route="/v1/sql"' in text and 'status="200"' in text
