@@ -173,3 +173,41 @@ def test_bad_request_fields_are_named(body, field):
 def test_bad_serving_args_are_rejected(args, field):
     with pytest.raises(ServeConfigError, match=field):
         parse_serve_config(args)
+
+
+@pytest.mark.parametrize("name", ["local.yaml", "a100.yaml"])
+def test_shipped_serve_configs_validate(name):
+    """Both files pass Ray Serve's own schema and our args validation, with the expected scaling."""
+    from pathlib import Path
+
+    from ray.serve.schema import ServeDeploySchema
+
+    from sqlfoundry.serving.deploy import load_serve_file
+
+    config = load_serve_file(Path(__file__).resolve().parents[1] / "serve_configs" / name)
+    schema = ServeDeploySchema.model_validate(config)
+    (app,) = schema.applications
+    model = next(d for d in app.deployments if d.name == "SQLModel")
+    batch = app.args["batching"]["max_batch_size"]
+    assert model.max_ongoing_requests >= batch
+    if name == "local.yaml":
+        assert schema.http_options.host == "127.0.0.1"
+        assert (model.autoscaling_config["min_replicas"], model.autoscaling_config["max_replicas"]) == (1, 2)
+    else:
+        assert model.ray_actor_options["num_gpus"] == 1 and model.ray_actor_options["accelerator_type"] == "A100"
+        assert (model.autoscaling_config["min_replicas"], model.autoscaling_config["max_replicas"]) == (1, 8)
+        assert app.args["quantization"]["mode"] == "nf4" and app.args["registry"].startswith("s3://")
+        for key in ("target_ongoing_requests", "upscale_delay_s", "downscale_delay_s"):
+            assert key in model.autoscaling_config
+
+
+def test_serve_file_overrides_are_validated(tmp_path):
+    from pathlib import Path
+
+    from sqlfoundry.serving.deploy import load_serve_file
+
+    local = Path(__file__).resolve().parents[1] / "serve_configs" / "local.yaml"
+    with pytest.raises(ServeConfigError, match="limits.max_new_tokens"):
+        load_serve_file(local, ["limits.max_new_tokens=0"])
+    config = load_serve_file(local, ["registry=relative/registry"])
+    assert Path(config["applications"][0]["args"]["registry"]).is_absolute()

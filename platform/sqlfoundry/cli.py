@@ -1,4 +1,4 @@
-"""`sqlfoundry`: fine-tune text-to-SQL models, generate SQL, prepare data, resolve builtin models.
+"""`sqlfoundry`: fine-tune text-to-SQL models, evaluate, serve them over HTTP, manage adapters and data.
 
 Each subcommand has its own --help. Configuration errors exit with status 2 and name the key to fix.
 """
@@ -180,6 +180,43 @@ def cmd_adapters(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from sqlfoundry.config import load_config
+    from sqlfoundry.tuning.run import tune_run
+
+    config = load_config(args.config, args.overrides)
+    if args.address:
+        config.ray.address = args.address
+    outcome = tune_run(config, promote=args.promote)
+    print(json.dumps({"best": outcome.best, "restored": outcome.restored, "files": outcome.files,
+                      "best_adapter_dir": outcome.best_adapter_dir, "pushed_version": outcome.pushed_version,
+                      "promoted": outcome.promoted}, indent=2, default=str))
+    return 0 if outcome.best else 1
+
+
+def cmd_serve(args) -> int:
+    import time
+
+    from sqlfoundry.serving.deploy import deploy, ensure_ray, load_serve_file
+
+    config = load_serve_file(args.config, args.overrides)  # validated before Ray starts
+    if args.port:
+        config.setdefault("http_options", {})["port"] = args.port
+    ensure_ray(args.address)
+    url = deploy(config, timeout_s=args.timeout)
+    print(f"serving at {url}  (POST /v1/sql, POST /v1/chat/completions, GET /v1/models, GET /healthz)", flush=True)
+    if args.detach:
+        return 0
+    from ray import serve
+
+    try:
+        while True:
+            time.sleep(5)
+    except KeyboardInterrupt:
+        serve.shutdown()
+    return 0
+
+
 def cmd_models_resolve(args) -> int:
     from sqlfoundry.modeling.builtin import BUILTIN_MODELS, resolve_model_path
 
@@ -296,6 +333,38 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("name")
     delete.add_argument("version")
     adapters.set_defaults(func=cmd_adapters)
+
+    tune = commands.add_parser(
+        "tune", help="search the LoRA+ ratio and learning rate with Ray Tune; keep the best adapter",
+        description="Run one fine-tune per point of the `tune.search_space` (default: loraplus.ratio in "
+                    "{1,2,4,8,16,32} x training.learning_rate in {1e-4,2e-4}) with per-trial resources, an ASHA "
+                    "scheduler fed by tune.metric (eval_loss or execution_accuracy) at every evaluation, and "
+                    "write tune_results.{csv,json,png} to output.dir. The best completed trial's adapter goes to "
+                    "output.dir/best_adapter and, with output.push_to, to the registry (tuning results in its "
+                    "manifest). Rerunning with the same tune.run_name and ray.storage_path resumes the search.",
+    )
+    _add_config_args(tune)
+    tune.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else an embedded local Ray)")
+    tune.add_argument("--promote", metavar="ALIAS", help="point ALIAS (e.g. production) at the pushed best adapter")
+    tune.set_defaults(func=cmd_tune)
+
+    serve = commands.add_parser(
+        "serve", help="run the text-to-SQL HTTP endpoint (Ray Serve) from a serve_configs/*.yaml file",
+        description="Deploy a Ray Serve config (as `serve run FILE` does) on $RAY_ADDRESS/--address or an "
+                    "embedded local Ray, after validating the sqlfoundry args; --set overrides values under "
+                    "the app's args (e.g. --set registry=s3://bucket/registry, --set batching.max_batch_size=32). "
+                    "Replica counts and autoscaling live in the file's `deployments:` section. Set "
+                    "SQLFOUNDRY_API_KEYS=key1,key2 to require Bearer tokens.",
+    )
+    serve.add_argument("--config", required=True, help="Serve config, e.g. serve_configs/local.yaml")
+    serve.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one value under the app's args (repeatable)")
+    serve.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else an embedded local Ray)")
+    serve.add_argument("--port", type=int, help="HTTP port (default: http_options.port of the file)")
+    serve.add_argument("--timeout", type=float, default=900, help="seconds to wait for RUNNING (default 900)")
+    serve.add_argument("--detach", action="store_true",
+                       help="return once deployed (on a long-lived cluster) instead of serving until Ctrl-C")
+    serve.set_defaults(func=cmd_serve)
 
     models = commands.add_parser("models", help="builtin models").add_subparsers(
         dest="models_command", required=True, metavar="SUBCOMMAND")

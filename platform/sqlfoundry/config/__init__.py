@@ -11,7 +11,9 @@ from sqlfoundry.config.schema import (
     QuantizationConfig,
     RayConfig,
     RunConfig,
+    SearchDimension,
     TrainingConfig,
+    TuneConfig,
 )
 
 __all__ = [
@@ -25,7 +27,9 @@ __all__ = [
     "QuantizationConfig",
     "RayConfig",
     "RunConfig",
+    "SearchDimension",
     "TrainingConfig",
+    "TuneConfig",
     "apply_overrides",
     "load_config",
     "parse_config",

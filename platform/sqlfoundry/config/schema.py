@@ -178,6 +178,61 @@ class RayConfig(_Section):
         return self
 
 
+class SearchDimension(_Section):
+    # grid: every value, crossed with the other grid dimensions; choice: one value drawn per sample;
+    # uniform / loguniform: a float drawn between low and high.
+    sample: Literal["grid", "choice", "uniform", "loguniform"] = "grid"
+    values: list[float] | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "SearchDimension":
+        if self.sample in ("grid", "choice") and not self.values:
+            raise ValueError(f"sample: {self.sample} needs a non-empty `values` list")
+        if self.sample in ("uniform", "loguniform"):
+            if self.low is None or self.high is None or not self.low < self.high:
+                raise ValueError(f"sample: {self.sample} needs low < high")
+            if self.sample == "loguniform" and self.low <= 0:
+                raise ValueError("sample: loguniform needs low > 0")
+        return self
+
+
+def _default_search_space() -> dict[str, SearchDimension]:
+    return {
+        "loraplus.ratio": SearchDimension(values=[1, 2, 4, 8, 16, 32]),
+        "training.learning_rate": SearchDimension(values=[1e-4, 2e-4]),
+    }
+
+
+class TuneConfig(_Section):
+    # Dotted config keys -> how to search them. Each trial is `sqlfoundry train` with those values.
+    search_space: dict[str, SearchDimension] = Field(default_factory=_default_search_space)
+    # Repeats of the whole grid (grid dimensions) or draws (choice/uniform/loguniform).
+    num_samples: int = Field(1, gt=0)
+    max_concurrent_trials: int | None = Field(None, gt=0)
+    # Resources of one trial, e.g. {CPU: 8, GPU: 1}; CPU also sets the trial's torch threads.
+    resources_per_trial: dict[str, float] = Field(default_factory=lambda: {"CPU": 1})
+    accelerator_type: str | None = None
+    # What "best" means: eval loss (lower) or execution accuracy on `ex_eval_rows` eval rows (higher),
+    # both measured at every evaluation (training.eval_steps) and fed to the scheduler.
+    metric: Literal["eval_loss", "execution_accuracy"] = "eval_loss"
+    ex_eval_rows: int = Field(32, gt=0)
+    # ASHA stops trials whose metric is in the worse part of those that reached the same evaluation.
+    scheduler: Literal["asha", "none"] = "asha"
+    grace_period: int = Field(1, gt=0)  # evaluations every trial gets before it may be stopped
+    reduction_factor: float = Field(2, gt=1)
+    # Same run_name + ray.storage_path = resume the interrupted search. None: "tune-" + output dir name.
+    run_name: str | None = None
+
+    @field_validator("search_space")
+    @classmethod
+    def _non_empty_space(cls, value: dict) -> dict:
+        if not value:
+            raise ValueError("must name at least one key to search, e.g. loraplus.ratio")
+        return value
+
+
 class RunConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
@@ -188,3 +243,4 @@ class RunConfig(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)

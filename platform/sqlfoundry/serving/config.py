@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sqlfoundry.config.loader import ConfigError
 from sqlfoundry.config.schema import ModelConfig, QuantizationConfig
 
 
@@ -52,8 +53,8 @@ class ServeConfig(_Section):
     log_text: bool = False
 
 
-class ServeConfigError(ValueError):
-    pass
+class ServeConfigError(ConfigError):
+    """Bad serving args; the message names the field."""
 
 
 def parse_serve_config(args: dict | None) -> ServeConfig:

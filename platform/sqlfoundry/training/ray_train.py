@@ -66,7 +66,7 @@ def storage_for_ray(storage_path: str):
     return str(Path(parsed.path if parsed.scheme else storage_path).expanduser().resolve()), None
 
 
-def _ensure_ray(config: RunConfig) -> None:
+def ensure_ray(config: RunConfig) -> None:
     import ray
 
     for key, value in RAY_ENV.items():
@@ -106,7 +106,7 @@ def train_with_ray(config: RunConfig) -> TrainResult:
 
     check_runtime(config)  # config and storage problems surface before Ray starts any worker
     storage_path, filesystem = storage_for_ray(config.ray.storage_path)
-    _ensure_ray(config)
+    ensure_ray(config)
     _check_placeable(config)
     # Workers write the adapter to output.dir; make it absolute so every worker agrees on it.
     config = config.model_copy(deep=True)

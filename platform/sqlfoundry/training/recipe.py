@@ -164,16 +164,18 @@ def is_main_process() -> bool:
     return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
 
 
-def _push(config: RunConfig, adapter_dir: Path, result: "TrainResult") -> str:
+def push_adapter(config: RunConfig, adapter_dir: Path, metrics: dict, data_report: dict,
+                 extra: dict | None = None) -> str:
+    """Publish `adapter_dir` as a new version of output.adapter_name in output.push_to."""
     from sqlfoundry.storage.registry import Registry
 
     metadata = {
         "base_model": config.model.name_or_path,
         "base_model_revision": config.model.revision,
         "training_config": config.model_dump(mode="json"),
-        "data": {"fingerprint": result.data_report.get("fingerprint"), "report": result.data_report},
-        "metrics": {"train_loss": result.train_loss, "eval_loss": result.eval_loss,
-                    "generation_exact_match": result.generation_exact_match, "global_step": result.global_step},
+        "data": {"fingerprint": data_report.get("fingerprint"), "report": data_report},
+        "metrics": metrics,
+        **(extra or {}),
     }
     version = Registry(config.output.push_to).push(adapter_dir, config.output.adapter_name, metadata)
     log.info("pushed adapter %s@%s to %s", config.output.adapter_name, version, config.output.push_to)
@@ -278,6 +280,9 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
         result.generation_exact_match, result.generation_samples = _generation_check(
             trainer.model, tokenizer, config, prepared.eval)
     if config.output.push_to:
-        result.pushed_version = _push(config, adapter_dir, result)
+        result.pushed_version = push_adapter(config, adapter_dir, {
+            "train_loss": result.train_loss, "eval_loss": result.eval_loss,
+            "generation_exact_match": result.generation_exact_match, "global_step": result.global_step,
+        }, result.data_report)
     _write_json(out / "result.json", result.to_dict())
     return result
