@@ -104,7 +104,7 @@ def baseline_sender(model_name: str, max_new_tokens: int):
     return send
 
 
-def serve_sender(max_new_tokens: int):
+def serve_sender(max_new_tokens: int, overrides: list[str]):
     import ray
     import requests
 
@@ -112,7 +112,7 @@ def serve_sender(max_new_tokens: int):
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR")
-    config = load_serve_file(ROOT / "serve_configs/local.yaml", ["registry=null"])
+    config = load_serve_file(ROOT / "serve_configs/local.yaml", ["registry=null", *overrides])
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         config["http_options"]["port"] = sock.getsockname()[1]
@@ -141,6 +141,8 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--warm-up-s", type=float, default=30,
                         help="unmeasured load before each Serve level (the one-at-a-time baseline has no state to warm)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a value under the app's args, e.g. batching.batch_wait_timeout_s=0.2")
     parser.add_argument("--out", default=str(ROOT / "bench/results/serve_load.json"))
     args = parser.parse_args()
     prompts, source = load_prompts(64)
@@ -153,7 +155,7 @@ def main() -> None:
         print("baseline", results["baseline_one_at_a_time"][-1], flush=True)
     del send
 
-    send = serve_sender(args.max_new_tokens)
+    send = serve_sender(args.max_new_tokens, args.overrides)
     send(prompts[0])
     for level in args.levels:
         warm_up(send, prompts, level, args.warm_up_s)
@@ -166,10 +168,11 @@ def main() -> None:
               for b, s in zip(results["baseline_one_at_a_time"], results["serve_batched"])}
     report = {
         "command": f"python bench/serve_load.py --levels {' '.join(map(str, args.levels))} "
-                   f"--max-new-tokens {args.max_new_tokens} --warm-up-s {args.warm_up_s:g}",
+                   f"--max-new-tokens {args.max_new_tokens} --warm-up-s {args.warm_up_s:g}"
+                   + "".join(f" --set {o}" for o in args.overrides),
         "model": args.model, "prompts": source, "max_new_tokens": args.max_new_tokens,
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
-        "serve_config": "serve_configs/local.yaml (registry disabled)",
+        "serve_config": "serve_configs/local.yaml (registry disabled)", "overrides": args.overrides,
         "throughput_ratio_serve_over_baseline": ratios, **results,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The Serve application over real HTTP on the session's Ray, deployed from serve_configs/local.yaml."""
 
-import sys
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -131,6 +131,12 @@ def test_malformed_json_and_oversized_bodies(served):
 
     streamed = requests.post(served["url"] + "/v1/sql", data=chunked(), headers=headers, timeout=10)
     assert streamed.status_code == 413
+
+    def small_chunked():  # no Content-Length, within the limit: the body still reaches the route
+        yield json.dumps(sql_body(max_new_tokens=2)).encode()
+
+    ok = requests.post(served["url"] + "/v1/sql", data=small_chunked(), headers=headers, timeout=60)
+    assert ok.status_code == 200, ok.text
 
 
 def test_adapter_from_s3_is_hot_loaded_and_alias_rollout_needs_no_restart(served):

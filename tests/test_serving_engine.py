@@ -194,7 +194,7 @@ def test_shipped_serve_configs_validate(name):
         assert schema.http_options.host == "127.0.0.1"
         assert (model.autoscaling_config["min_replicas"], model.autoscaling_config["max_replicas"]) == (1, 2)
     else:
-        assert model.ray_actor_options["num_gpus"] == 1 and model.ray_actor_options["accelerator_type"] == "A100"
+        assert model.ray_actor_options.num_gpus == 1 and model.ray_actor_options.accelerator_type == "A100"
         assert (model.autoscaling_config["min_replicas"], model.autoscaling_config["max_replicas"]) == (1, 8)
         assert app.args["quantization"]["mode"] == "nf4" and app.args["registry"].startswith("s3://")
         for key in ("target_ongoing_requests", "upscale_delay_s", "downscale_delay_s"):

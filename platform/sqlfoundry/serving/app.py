@@ -28,7 +28,8 @@ from sqlfoundry.serving.api import ApiError, ChatBody, SqlBody, chat_to_sql_requ
 from sqlfoundry.serving.config import ServeConfig, parse_serve_config
 from sqlfoundry.storage.registry import Registry
 
-log = logging.getLogger("sqlfoundry.serving")
+# Serve routes the "ray.serve" logger of a replica to its log files, with the request id.
+log = logging.getLogger("ray.serve")
 
 ERROR_STATUS = {"unknown_adapter": 404, "adapter_mismatch": 409, "adapter_unavailable": 502}
 
@@ -60,7 +61,9 @@ class SQLModel:
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.05)
     async def generate_batch(self, requests: list) -> list[dict]:
         self.batch_size.observe(len(requests))
+        started = time.perf_counter()
         results = await asyncio.get_running_loop().run_in_executor(self.executor, self.engine.generate, requests)
+        log.info("generated a batch of %d in %.2fs", len(requests), time.perf_counter() - started)
         tokens = sum(r.completion_tokens for r in results)
         if tokens:  # Ray counters refuse 0
             self.generated_tokens.inc(tokens)

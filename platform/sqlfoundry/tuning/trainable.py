@@ -53,7 +53,7 @@ class TuneReportCallback(TrainerCallback):
 
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if self.last.get("step") == state.global_step and folder.is_dir():
-            tune.report(dict(self.last, done=False), checkpoint=tune.Checkpoint.from_directory(str(folder)))
+            tune.report(dict(self.last, completed=False), checkpoint=tune.Checkpoint.from_directory(str(folder)))
 
 
 def run_trial(params: dict, base: dict) -> None:
@@ -79,7 +79,7 @@ def run_trial(params: dict, base: dict) -> None:
         with checkpoint.as_directory() as folder:
             log.info("resuming trial from %s", folder)
             result = train(config, resume_from_checkpoint=folder, extra_callbacks=[callback], threads=threads)
-    final = dict(callback.last, step=result.global_step, eval_loss=result.eval_loss, done=True,
+    final = dict(callback.last, step=result.global_step, eval_loss=result.eval_loss, completed=True,
                  tokens_per_second=result.tokens_per_second, trial_wall_s=time.perf_counter() - started,
                  data_fingerprint=result.data_report.get("fingerprint"))
     tune.report(final, checkpoint=tune.Checkpoint.from_directory(result.adapter_dir))
