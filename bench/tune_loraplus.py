@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -83,8 +84,10 @@ def main() -> None:
         "execution_accuracy_nocase": {k: v["ex_nocase"] for k, v in ex.items()},
         # Convergence: the step at which the best ratio first reaches plain LoRA's final eval loss.
         "best_reaches_ratio1_final_loss_at_step": steps_to_reach(best_curve, plain_final),
-        "plot": str(Path(outcome.files["plot"]).relative_to(ROOT)),
+        "plot": "bench/results/tune_loraplus.png",
     }
+    shutil.copy(outcome.files["plot"], RESULTS / "tune_loraplus.png")
+    shutil.copy(outcome.files["csv"], RESULTS / "tune_loraplus.csv")
     (RESULTS / "tune_loraplus.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(json.dumps({k: report[k] for k in ("best_ratio", "eval_loss", "execution_accuracy",
                                             "best_reaches_ratio1_final_loss_at_step")}, indent=2))

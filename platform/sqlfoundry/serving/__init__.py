@@ -1,1 +1,1 @@
-"""Planned: see the project's issues (Ray Train / Tune / Serve)."""
+"""The text-to-SQL HTTP endpoint: a Ray-free engine (engine.py, adapters.py) behind Ray Serve (app.py)."""

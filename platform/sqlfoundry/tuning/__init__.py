@@ -1,1 +1,1 @@
-"""Planned: see the project's issues (Ray Train / Tune / Serve)."""
+"""Ray Tune search over training config values (by default the LoRA+ ratio and learning rate)."""

@@ -113,7 +113,8 @@ def _plot(path: Path, rows: list[dict], curves: dict, search_keys: list[str], me
         best_axis.plot([m["params"][x_key] for m in members], [m[y_key] for m in members], marker="o", label=label)
     if x_key == "loraplus.ratio":
         best_axis.set_xscale("log", base=2)
-    best_axis.set(xlabel=x_key, ylabel=y_key.replace("_", " "), title=f"best {y_key.replace('_', ' ')} by {x_key}")
+    y_label = "best eval loss" if metric == "eval_loss" else "best execution accuracy"
+    best_axis.set(xlabel=x_key, ylabel=y_label, title=f"{y_label} by {x_key}")
     if others:
         best_axis.legend(fontsize=7)
     figure.tight_layout()
