@@ -117,3 +117,27 @@ def test_missing_bucket_for_checkpoints(tiny_model_dir, tmp_path):
 
 def test_config_error_type():
     assert issubclass(ConfigError, ValueError)
+
+
+def test_local_paths_are_made_absolute_for_workers(tmp_path, monkeypatch):
+    """Workers and trials run in their own directories: relative local paths must not follow them."""
+    from sqlfoundry.training.ray_train import with_absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rows.jsonl").write_text("")
+    (tmp_path / "heldout.jsonl").write_text("")
+    (tmp_path / "models" / "base").mkdir(parents=True)
+    config = tiny_config(tmp_path / "models" / "base", "outputs/run", "output.push_to=outputs/registry",
+                         "data.source=rows.jsonl", "data.exclude=[heldout.jsonl]",
+                         "model.name_or_path=models/base")
+    absolute = with_absolute_paths(config)
+    assert absolute.output.dir == str(tmp_path / "outputs/run")
+    assert absolute.output.push_to == str(tmp_path / "outputs/registry")
+    assert absolute.data.source == str(tmp_path / "rows.jsonl")
+    assert absolute.data.exclude == [str(tmp_path / "heldout.jsonl")]
+    assert absolute.model.name_or_path == str(tmp_path / "models/base")
+    remote = with_absolute_paths(tiny_config(tmp_path, "out", "output.push_to=s3://bucket/registry",
+                                             "data.source=synthetic://10", "model.name_or_path=org/model"))
+    assert (remote.output.push_to, remote.data.source, remote.model.name_or_path) == (
+        "s3://bucket/registry", "synthetic://10", "org/model")
+    assert config.output.push_to == "outputs/registry"  # the caller's config is left alone

@@ -66,6 +66,26 @@ def storage_for_ray(storage_path: str):
     return str(Path(parsed.path if parsed.scheme else storage_path).expanduser().resolve()), None
 
 
+def _absolute_if_local(value: str | None) -> str | None:
+    if not value or "://" in value or not Path(value).expanduser().exists():
+        return value  # a URI, a Hub id, a builtin alias, or nothing
+    return str(Path(value).expanduser().resolve())
+
+
+def with_absolute_paths(config: RunConfig) -> RunConfig:
+    """A copy whose local paths are absolute: Ray workers and Tune trials run in their own working
+    directories, where a relative `outputs/registry` would land somewhere else entirely."""
+    config = config.model_copy(deep=True)
+    config.output.dir = str(Path(config.output.dir).expanduser().resolve())
+    push_to = config.output.push_to
+    if push_to and "://" not in push_to:
+        config.output.push_to = str(Path(push_to).expanduser().resolve())
+    config.data.source = _absolute_if_local(config.data.source)
+    config.data.exclude = [_absolute_if_local(path) for path in config.data.exclude]
+    config.model.name_or_path = _absolute_if_local(config.model.name_or_path)
+    return config
+
+
 def ensure_ray(config: RunConfig) -> None:
     import ray
 
@@ -108,9 +128,7 @@ def train_with_ray(config: RunConfig) -> TrainResult:
     storage_path, filesystem = storage_for_ray(config.ray.storage_path)
     ensure_ray(config)
     _check_placeable(config)
-    # Workers write the adapter to output.dir; make it absolute so every worker agrees on it.
-    config = config.model_copy(deep=True)
-    config.output.dir = str(Path(config.output.dir).expanduser().resolve())
+    config = with_absolute_paths(config)
     run_name = config.ray.run_name or Path(config.output.dir).name
     scaling = ScalingConfig(
         num_workers=config.ray.num_workers,

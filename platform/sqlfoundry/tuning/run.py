@@ -56,12 +56,13 @@ def tune_run(config: RunConfig, promote: str | None = None) -> TuneOutcome:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from sqlfoundry.training.ray_train import ensure_ray, storage_for_ray
+    from sqlfoundry.training.ray_train import ensure_ray, storage_for_ray, with_absolute_paths
     from sqlfoundry.training.recipe import check_runtime, push_adapter
     from sqlfoundry.tuning.trainable import run_trial
 
     validate_search_space(config)
     check_runtime(config)
+    config = with_absolute_paths(config)  # trials run in their own working directories
     if promote and not config.output.push_to:
         raise ConfigError("--promote needs output.push_to (the registry to push the best adapter to)")
     storage_path, filesystem = storage_for_ray(config.ray.storage_path)
