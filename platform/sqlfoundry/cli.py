@@ -24,6 +24,10 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_address_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else an embedded local Ray)")
+
+
 def cmd_train(args) -> int:
     from sqlfoundry.config import load_config
 
@@ -246,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "ray.storage_path resumes from the latest checkpoint.",
     )
     _add_config_args(train)
-    train.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else an embedded local Ray)")
+    _add_address_arg(train)
     train.add_argument("--no-ray", action="store_true",
                        help="run the recipe in this process without Ray (single worker, no Ray checkpoints)")
     train.set_defaults(func=cmd_train)
@@ -344,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "manifest). Rerunning with the same tune.run_name and ray.storage_path resumes the search.",
     )
     _add_config_args(tune)
-    tune.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else an embedded local Ray)")
+    _add_address_arg(tune)
     tune.add_argument("--promote", metavar="ALIAS", help="point ALIAS (e.g. production) at the pushed best adapter")
     tune.set_defaults(func=cmd_tune)
 
@@ -359,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", required=True, help="Serve config, e.g. serve_configs/local.yaml")
     serve.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override one value under the app's args (repeatable)")
-    serve.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else an embedded local Ray)")
+    _add_address_arg(serve)
     serve.add_argument("--port", type=int, help="HTTP port (default: http_options.port of the file)")
     serve.add_argument("--timeout", type=float, default=900, help="seconds to wait for RUNNING (default 900)")
     serve.add_argument("--detach", action="store_true",
