@@ -201,7 +201,8 @@ def cmd_tune(args) -> int:
 def cmd_serve(args) -> int:
     import time
 
-    from sqlfoundry.serving.deploy import deploy, ensure_ray, load_serve_file
+    from sqlfoundry.serving.deploy import deploy, load_serve_file
+    from sqlfoundry.training.ray_train import ensure_ray
 
     config = load_serve_file(args.config, args.overrides)  # validated before Ray starts
     if args.port:

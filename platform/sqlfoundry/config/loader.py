@@ -16,13 +16,14 @@ class ConfigError(ValueError):
     """A configuration problem, with the offending key path and how to fix it in the message."""
 
 
-def _format_validation_error(err: ValidationError, origin: str) -> str:
+def format_validation_error(err: ValidationError, origin: str, examples: str = "jobs/configs/*.yaml") -> str:
+    """One line per problem, each naming the key path; `examples` is where valid keys can be seen."""
     lines = [f"invalid configuration ({origin}):"]
     for item in err.errors():
         path = ".".join(str(part) for part in item["loc"]) or "<root>"
         message = item["msg"]
         if item["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; see jobs/configs/*.yaml for the valid keys)"
+            message = f"unknown key (check the spelling; see {examples} for the valid keys)"
         lines.append(f"  {path}: {message}")
     return "\n".join(lines)
 
@@ -33,7 +34,7 @@ def parse_config(raw: dict[str, Any], origin: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, origin)) from None
+        raise ConfigError(format_validation_error(err, origin)) from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

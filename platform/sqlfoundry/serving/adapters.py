@@ -59,12 +59,14 @@ class AdapterPool:
         """name@version for a requested ref, re-resolving floating refs after refresh_s."""
         if self.registry is None:
             raise AdapterError("unknown_adapter", "this deployment has no adapter registry configured")
+        ref = AdapterRef.parse(ref_text)
         cached = self._resolved.get(ref_text)
-        if cached and (AdapterRef.parse(ref_text).version or time.monotonic() - cached[1] < self.refresh_s):
+        if cached and (ref.version or time.monotonic() - cached[1] < self.refresh_s):
             return cached[0]
         try:
-            name, version = self.registry.resolve(AdapterRef.parse(ref_text))
-            self.registry.manifest(name, version)  # a pinned version must exist too
+            name, version = self.registry.resolve(ref)
+            if ref.version:
+                self.registry.manifest(name, version)  # aliases and "latest" resolve to published versions only
         except RegistryError as err:
             raise AdapterError("unknown_adapter", str(err)) from None
         key = f"{name}@{version}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sqlfoundry.config.loader import ConfigError
+from sqlfoundry.config.loader import ConfigError, format_validation_error
 from sqlfoundry.config.schema import ModelConfig, QuantizationConfig
 
 
@@ -61,7 +61,4 @@ def parse_serve_config(args: dict | None) -> ServeConfig:
     try:
         return ServeConfig.model_validate(args or {})
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors()
-        )
-        raise ServeConfigError(f"invalid serving args: {problems}") from None
+        raise ServeConfigError(format_validation_error(err, "serving args", "serve_configs/*.yaml")) from None

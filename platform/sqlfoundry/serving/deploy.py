@@ -4,7 +4,6 @@ application's args and a wait until it is RUNNING (or a clear failure)."""
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -12,18 +11,11 @@ import yaml
 
 from sqlfoundry.config.loader import ConfigError, apply_overrides
 from sqlfoundry.serving.config import parse_serve_config
+from sqlfoundry.storage.backends import absolute_local_path
 
 log = logging.getLogger(__name__)
 
 APP_IMPORT_PATH = "sqlfoundry.serving.app:build_app"
-
-
-def _absolute(path: str | None, only_if_exists: bool = False) -> str | None:
-    """Replicas do not share the caller's working directory: make local paths absolute.
-    `only_if_exists` keeps a model's Hub id ("org/name") or builtin alias as written."""
-    if not path or "://" in path or (only_if_exists and not Path(path).expanduser().exists()):
-        return path
-    return str(Path(path).expanduser().resolve())
 
 
 def load_serve_file(path: str | Path, overrides: list[str] | None = None) -> dict:
@@ -37,9 +29,10 @@ def load_serve_file(path: str | Path, overrides: list[str] | None = None) -> dic
     if len(apps) != 1:
         raise ConfigError(f"{path}: expected one application with import_path {APP_IMPORT_PATH}")
     args = apply_overrides(apps[0].get("args") or {}, overrides or [])
-    args["registry"] = _absolute(args.get("registry"))
+    # Replicas do not share the caller's working directory.
+    args["registry"] = absolute_local_path(args.get("registry"))
     if isinstance(args.get("model"), dict):
-        args["model"]["name_or_path"] = _absolute(args["model"].get("name_or_path"), only_if_exists=True)
+        args["model"]["name_or_path"] = absolute_local_path(args["model"].get("name_or_path"), only_if_exists=True)
     parse_serve_config(args)  # raises ServeConfigError naming the field
     apps[0]["args"] = args
     return config
@@ -75,10 +68,3 @@ def deploy(config: dict, timeout_s: float = 600) -> str:
     log.info("serving at %s", url)
     return url
 
-
-def ensure_ray(address: str | None) -> None:
-    import ray
-
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    if not ray.is_initialized():
-        ray.init(address=address or os.environ.get("RAY_ADDRESS"), namespace="serve")

@@ -14,6 +14,15 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 
+def absolute_local_path(value: str | None, only_if_exists: bool = False) -> str | None:
+    """`value` made absolute when it is a local path; URIs (s3://...) and nothing pass unchanged.
+    `only_if_exists` also leaves alone what is not on disk: a model's Hub id ("org/name") or a
+    builtin alias reads like a relative path."""
+    if not value or "://" in value or (only_if_exists and not Path(value).expanduser().exists()):
+        return value
+    return str(Path(value).expanduser().resolve())
+
+
 class StorageError(RuntimeError):
     """A storage location that cannot be used, with what to fix in the message."""
 

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from sqlfoundry.config.loader import ConfigError
 from sqlfoundry.config.schema import RunConfig
+from sqlfoundry.storage.backends import absolute_local_path
 from sqlfoundry.training.recipe import TrainResult, check_runtime
 
 log = logging.getLogger(__name__)
@@ -66,56 +67,44 @@ def storage_for_ray(storage_path: str):
     return str(Path(parsed.path if parsed.scheme else storage_path).expanduser().resolve()), None
 
 
-def _absolute_if_local(value: str | None) -> str | None:
-    if not value or "://" in value or not Path(value).expanduser().exists():
-        return value  # a URI, a Hub id, a builtin alias, or nothing
-    return str(Path(value).expanduser().resolve())
-
-
 def with_absolute_paths(config: RunConfig) -> RunConfig:
     """A copy whose local paths are absolute: Ray workers and Tune trials run in their own working
     directories, where a relative `outputs/registry` would land somewhere else entirely."""
     config = config.model_copy(deep=True)
-    config.output.dir = str(Path(config.output.dir).expanduser().resolve())
-    push_to = config.output.push_to
-    if push_to and "://" not in push_to:
-        config.output.push_to = str(Path(push_to).expanduser().resolve())
-    config.data.source = _absolute_if_local(config.data.source)
-    config.data.exclude = [_absolute_if_local(path) for path in config.data.exclude]
-    config.model.name_or_path = _absolute_if_local(config.model.name_or_path)
+    config.output.dir = absolute_local_path(config.output.dir)
+    config.output.push_to = absolute_local_path(config.output.push_to)
+    config.data.source = absolute_local_path(config.data.source, only_if_exists=True)
+    config.data.exclude = [absolute_local_path(path, only_if_exists=True) for path in config.data.exclude]
+    config.model.name_or_path = absolute_local_path(config.model.name_or_path, only_if_exists=True)
     return config
 
 
-def ensure_ray(config: RunConfig) -> None:
+def ensure_ray(address: str | None) -> None:
+    """Join `address` (else $RAY_ADDRESS), or start an embedded local Ray; no-op when connected."""
     import ray
 
     for key, value in RAY_ENV.items():
         os.environ.setdefault(key, value)
     if ray.is_initialized():
         return
-    address = config.ray.address or os.environ.get("RAY_ADDRESS")
+    address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, runtime_env={"env_vars": RAY_ENV})
     else:
         ray.init(runtime_env={"env_vars": RAY_ENV})  # the dashboard starts too (and the state API Ray Train polls)
 
 
-def _check_placeable(config: RunConfig) -> None:
-    """num_workers x resources must fit the cluster's total resources, or the run would hang forever."""
+def check_fits(per_unit: dict[str, float], units: int, setting: str, fix: str) -> None:
+    """`units` x `per_unit` resources must fit the cluster's totals, or Ray would wait forever.
+    `setting` names the config that asked for them, e.g. "ray.num_workers=4 x resources_per_worker"."""
     import ray
 
     total = ray.cluster_resources()
-    needed = dict(config.ray.resources_per_worker)
-    if config.ray.use_gpu:
-        needed.setdefault("GPU", 1)
-    for resource, amount in needed.items():
-        want = amount * config.ray.num_workers
+    for resource, amount in per_unit.items():
+        want = amount * units
         if want > total.get(resource, 0):
-            raise ConfigError(
-                f"ray.num_workers={config.ray.num_workers} x resources_per_worker.{resource}={amount:g} needs "
-                f"{want:g} {resource}, but the cluster has {total.get(resource, 0):g}; lower ray.num_workers or "
-                "resources_per_worker, or add nodes"
-            )
+            raise ConfigError(f"{setting}.{resource}={amount:g} needs {want:g} {resource}, but the cluster has "
+                              f"{total.get(resource, 0):g}; {fix}")
 
 
 def train_with_ray(config: RunConfig) -> TrainResult:
@@ -126,8 +115,13 @@ def train_with_ray(config: RunConfig) -> TrainResult:
 
     check_runtime(config)  # config and storage problems surface before Ray starts any worker
     storage_path, filesystem = storage_for_ray(config.ray.storage_path)
-    ensure_ray(config)
-    _check_placeable(config)
+    ensure_ray(config.ray.address)
+    needed = dict(config.ray.resources_per_worker)
+    if config.ray.use_gpu:
+        needed.setdefault("GPU", 1)
+    check_fits(needed, config.ray.num_workers,
+               f"ray.num_workers={config.ray.num_workers} x resources_per_worker",
+               "lower ray.num_workers or resources_per_worker, or add nodes")
     config = with_absolute_paths(config)
     run_name = config.ray.run_name or Path(config.output.dir).name
     scaling = ScalingConfig(

@@ -28,6 +28,7 @@ def trial_rows(result_grid, search_keys: list[str]) -> tuple[list[dict], dict[st
         losses = [c["eval_loss"] for c in curves[trial_id] if c["eval_loss"] is not None]
         accuracies = [c["execution_accuracy"] for c in curves[trial_id] if c["execution_accuracy"] is not None]
         final = result.metrics or {}
+        status = "error" if result.error is not None else ("completed" if final.get("completed") else "stopped")
         rows.append({
             "trial_id": trial_id,
             "params": {key: (result.config or {}).get(key) for key in search_keys},
@@ -36,8 +37,8 @@ def trial_rows(result_grid, search_keys: list[str]) -> tuple[list[dict], dict[st
             "steps_done": max((c["step"] for c in curves[trial_id]), default=0),
             "tokens_per_second": _clean(final.get("tokens_per_second")),
             "wall_time_s": _clean(final.get("time_total_s")),
-            "stopped_early": result.error is None and not final.get("completed", False),
-            "status": "error" if result.error is not None else ("completed" if final.get("completed") else "stopped"),
+            "stopped_early": status == "stopped",
+            "status": status,
             # Where the trial's last checkpoint lives (its finished adapter when completed).
             "checkpoint_path": result.checkpoint.path if result.checkpoint else None,
             "checkpoint": result.checkpoint,

@@ -42,21 +42,11 @@ def _resources(config: RunConfig) -> dict[str, float]:
     return resources
 
 
-def _check_fits(resources: dict[str, float]) -> None:
-    import ray
-
-    total = ray.cluster_resources()
-    for name, amount in resources.items():
-        if amount > total.get(name, 0):
-            raise ConfigError(f"tune.resources_per_trial.{name}={amount:g} but the cluster has "
-                              f"{total.get(name, 0):g}; lower it or add nodes")
-
-
 def tune_run(config: RunConfig, promote: str | None = None) -> TuneOutcome:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from sqlfoundry.training.ray_train import ensure_ray, storage_for_ray, with_absolute_paths
+    from sqlfoundry.training.ray_train import check_fits, ensure_ray, storage_for_ray, with_absolute_paths
     from sqlfoundry.training.recipe import check_runtime, push_adapter
     from sqlfoundry.tuning.trainable import run_trial
 
@@ -66,9 +56,9 @@ def tune_run(config: RunConfig, promote: str | None = None) -> TuneOutcome:
     if promote and not config.output.push_to:
         raise ConfigError("--promote needs output.push_to (the registry to push the best adapter to)")
     storage_path, filesystem = storage_for_ray(config.ray.storage_path)
-    ensure_ray(config)
+    ensure_ray(config.ray.address)
     resources = _resources(config)
-    _check_fits(resources)
+    check_fits(resources, 1, "tune.resources_per_trial", "lower it or add nodes")
 
     metric, mode = config.tune.metric, "min" if config.tune.metric == "eval_loss" else "max"
     name = config.tune.run_name or f"tune-{Path(config.output.dir).name}"
@@ -126,7 +116,7 @@ def tune_run(config: RunConfig, promote: str | None = None) -> TuneOutcome:
 
         best_config = trial_config(config, best["params"], config.output.dir)
         best_config.output.push_to = config.output.push_to
-        final = grid[[r["trial_id"] for r in rows].index(best["trial_id"])].metrics
+        final = grid[rows.index(best)].metrics  # rows follow the result grid's order
         outcome.pushed_version = push_adapter(
             best_config, best_dir,
             {"eval_loss": final.get("eval_loss"), "execution_accuracy": final.get("execution_accuracy"),

@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from sqlfoundry.config.loader import ConfigError
+from sqlfoundry.config.loader import ConfigError, parse_config
 from sqlfoundry.config.schema import RunConfig, SearchDimension
 
 
 def _set(raw: dict, dotted: str, value) -> dict:
+    # Not config.loader.apply_overrides: that one reads YAML text ("1e-05" stays a string in
+    # YAML 1.1) and creates missing keys; trial values are already typed and keys must exist.
     node = raw
     parts = dotted.split(".")
     for part in parts[:-1]:
@@ -33,12 +33,7 @@ def trial_config(base: RunConfig, params: dict, output_dir: str | Path) -> RunCo
         _set(raw, key, value)
     raw["output"].update(dir=str(output_dir), push_to=None, overwrite=True)
     raw["training"]["save_steps"] = raw["training"]["eval_steps"]
-    try:
-        return RunConfig.model_validate(raw)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"tune trial {params}: {where}: {first['msg']}") from None
+    return parse_config(raw, origin=f"tune trial {params}")
 
 
 def _candidates(dimension: SearchDimension) -> list[float]:
