@@ -7,7 +7,7 @@ from sqlfoundry.config.schema import ColumnMapping, DataConfig
 from sqlfoundry.data.formatting import prompt_messages, render_prompt, training_example
 from sqlfoundry.data.prepare import prepare_data, prepare_rows, row_problem
 from sqlfoundry.data.sources import DataError, load_raw_rows
-from sqlfoundry.data.sqlschema import SchemaError, parse_schema
+from sqlfoundry.sql.schema import SchemaError, parse_schema
 from sqlfoundry.data.synth import generate_rows
 
 GOOD = {"question": "How many heads are older than 56?", "context": "CREATE TABLE head (age INTEGER)",

@@ -7,10 +7,10 @@ import time
 import pytest
 
 from sqlfoundry.cli import main
-from sqlfoundry.evaluation.exact_match import canonical_match
+from sqlfoundry.sql.compare import canonical_match
 from sqlfoundry.evaluation.hardness import hardness
 from sqlfoundry.evaluation.scoring import GOLD_CONSTANT, GOLD_ERROR, SCORED, Limits, score_real_db, score_schema_only
-from sqlfoundry.evaluation.sqlcheck import check_read_only
+from sqlfoundry.sql.validate import check_read_only
 
 VOTER_SCHEMA = (
     "CREATE TABLE area_code_state (area_code INTEGER, state VARCHAR);"

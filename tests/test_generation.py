@@ -2,7 +2,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from sqlfoundry.evaluation.exact_match import exact_match, normalize_sql
+from sqlfoundry.sql.compare import exact_match, normalize_sql
 from sqlfoundry.modeling.generation import extract_sql, generate_sql
 
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from sqlfoundry.data.sqlschema import parse_schema
+from sqlfoundry.sql.schema import parse_schema
 from sqlfoundry.serving.api import ChatBody, ApiError, SqlBody, chat_to_sql_request, finish_sql
 from sqlfoundry.serving.config import ServeConfigError, parse_serve_config
 from sqlfoundry.serving.engine import SqlEngine, SqlRequest

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from sqlfoundry.config.schema import DataConfig
 from sqlfoundry.data.sources import load_raw_rows
-from sqlfoundry.data.sqlschema import SchemaError, parse_schema
+from sqlfoundry.sql.schema import SchemaError, parse_schema
 
 log = logging.getLogger(__name__)
 FIELDS = ("question", "context", "answer")

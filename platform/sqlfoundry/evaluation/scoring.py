@@ -12,12 +12,12 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass
 
-from sqlfoundry.data.sqlschema import SchemaError, Table, parse_schema
-from sqlfoundry.evaluation.exact_match import canonical_match, exact_match
-from sqlfoundry.evaluation.execute import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, open_read_only, results_match, run_query
+from sqlfoundry.sql.schema import SchemaError, Table, parse_schema
+from sqlfoundry.sql.compare import canonical_match, exact_match
+from sqlfoundry.sql.execute import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, open_read_only, results_match, run_query
 from sqlfoundry.evaluation.hardness import hardness
-from sqlfoundry.evaluation.sqlcheck import SqlCheck, check_query, check_read_only
-from sqlfoundry.evaluation.synthdb import build_databases
+from sqlfoundry.sql.validate import SqlCheck, check_query, check_read_only
+from sqlfoundry.sql.synthdb import build_databases
 
 SCORED, GOLD_ERROR, GOLD_CONSTANT, BAD_SCHEMA = "scored", "gold_error", "gold_constant", "bad_schema"
 

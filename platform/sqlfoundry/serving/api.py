@@ -7,8 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlglot.dialects import Dialects
 from sqlglot.errors import SqlglotError
 
-from sqlfoundry.data.sqlschema import Table
-from sqlfoundry.evaluation.sqlcheck import check_query
+from sqlfoundry.sql.schema import Table
+from sqlfoundry.sql.validate import check_query
 from sqlfoundry.storage.registry import AdapterRef, RegistryError
 
 DIALECTS = sorted(d.value for d in Dialects if d.value)

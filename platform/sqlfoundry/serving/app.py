@@ -23,7 +23,7 @@ from ray import serve
 from ray.serve.exceptions import BackPressureError
 from ray.serve.metrics import Counter, Histogram
 
-from sqlfoundry.data.sqlschema import SchemaError, parse_schema
+from sqlfoundry.sql.schema import SchemaError, parse_schema
 from sqlfoundry.serving.api import ApiError, ChatBody, SqlBody, chat_to_sql_request, finish_sql
 from sqlfoundry.serving.config import ServeConfig, parse_serve_config
 from sqlfoundry.storage.registry import Registry

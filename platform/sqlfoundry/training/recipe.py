@@ -22,7 +22,7 @@ from sqlfoundry.config.loader import ConfigError, dump_config
 from sqlfoundry.config.schema import RunConfig
 from sqlfoundry.data.formatting import training_example
 from sqlfoundry.data.prepare import PreparedData, prepare_data
-from sqlfoundry.evaluation.exact_match import exact_match
+from sqlfoundry.sql.compare import exact_match
 from sqlfoundry.modeling.builtin import resolve_model_path
 from sqlfoundry.modeling.generation import generate_sql
 from sqlfoundry.modeling.loading import (

@@ -18,8 +18,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from sqlfoundry.data.sqlschema import Table
-from sqlfoundry.evaluation.execute import lock_read_only
+from sqlfoundry.sql.schema import Table
+from sqlfoundry.sql.execute import lock_read_only
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like, exp.ILike, exp.In, exp.Between)
 _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet")

@@ -13,7 +13,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from sqlfoundry.data.sqlschema import Table
+from sqlfoundry.sql.schema import Table
 
 # sqlglot warns on every statement it falls back to parsing as a Command; we report those ourselves.
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
