@@ -13,21 +13,16 @@ def test_shipped_configs_validate(path):
     load_config(path)
 
 
-def test_reference_recipe_values():
-    config = load_config(ROOT / "jobs/configs/opencodeinterpreter-6.7b-a100.yaml")
-    assert config.model.name_or_path == "m-a-p/OpenCodeInterpreter-DS-6.7B"
-    assert (config.quantization.mode, config.quantization.double_quant) == ("nf4", True)
-    assert config.quantization.compute_dtype == "bfloat16"
-    assert (config.lora.r, config.lora.alpha, config.lora.dropout) == (8, 32, 0.0)
-    assert config.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
-    assert (config.loraplus.ratio, config.loraplus.embedding_lr) == (1.25, 1e-6)
-    t = config.training
-    assert (t.learning_rate, t.lr_scheduler, t.warmup_steps, t.weight_decay) == (2e-4, "cosine", 30, 0.01)
-    assert (t.per_device_batch_size, t.gradient_accumulation_steps, t.max_steps) == (8, 1, 1600)
-    assert (t.eval_steps, t.save_steps, t.early_stopping_patience) == (200, 200, 1)
-    assert (t.max_length, t.packing, t.gradient_checkpointing) == (3072, "on", True)
-    assert config.neftune.alpha == 5
-    assert (config.data.sample_size, config.data.eval_size, config.data.seed) == (20000, 2000, 315)
+@pytest.mark.parametrize("path", sorted((ROOT / "jobs" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_build_a_trainer_config(path, tmp_path):
+    """What validation alone cannot see: transformers/TRL refuse some combinations only when the
+    trainer is configured (e.g. early stopping needs save_steps to be a multiple of eval_steps)."""
+    from sqlfoundry.training.recipe import _sft_config
+
+    config = load_config(path)
+    sft = _sft_config(config, tmp_path, use_bf16=False, device="cpu")
+    assert sft.max_steps == config.training.max_steps and sft.completion_only_loss
+    assert config.data.augment.enabled  # realistic schemas: see README "Data"
 
 
 @pytest.mark.parametrize(
@@ -52,6 +47,19 @@ def test_reference_recipe_values():
         ({"data": {"eval_size": 0}}, "data.eval_size"),
         ({"data": {"system_prompt": "no slot here"}}, "data.system_prompt"),
         ({"data": {"columns": {"sql": "answer"}}}, "data.columns.sql"),
+        ({"data": {"augment": {"distractor_columns": [4, 1]}}}, "data.augment.distractor_columns"),
+        ({"data": {"augment": {"distractor_columns": -1}}}, "data.augment.distractor_columns"),
+        ({"data": {"augment": {"distractor_columns": 99}}}, "data.augment.distractor_columns"),
+        ({"data": {"augment": {"distractor_columns": [1, 2, 3]}}}, "data.augment.distractor_columns"),
+        ({"data": {"augment": {"distractor_tables": [0, 9]}}}, "data.augment.distractor_tables"),
+        ({"data": {"augment": {"probability": 1.5}}}, "data.augment.probability"),
+        ({"data": {"augment": {"max_table_columns": 0}}}, "data.augment.max_table_columns"),
+        ({"data": {"augment": {"verify_databases": 0}}}, "data.augment.verify_databases"),
+        ({"data": {"augment": {"distractor_colums": 2}}}, "data.augment.distractor_colums"),
+        ({"data": {"augment": {"enabled": "sometimes"}}}, "data.augment.enabled"),
+        ({"data": {"mix": {"spider": 2.0}}}, "data.mix.spider.[key]"),
+        ({"data": {"mix": {"named": -1}}}, "data.mix"),
+        ({"data": {"mix": {"named": 0, "wikisql": 0}}}, "data.mix"),
         ({"model": {"trust_remote_code": "please"}}, "model.trust_remote_code"),
         ({"modle": {}}, "modle"),
         ({"training": {"early_stopping_patience": 1, "eval_steps": 30, "save_steps": 20}}, "training"),
@@ -98,3 +106,9 @@ def test_cli_help_explains_every_command(capsys):
             main(argv)
         assert exit_info.value.code == 0
         assert len(capsys.readouterr().out) > 200
+
+
+@pytest.mark.parametrize("value, expected", [(3, (3, 3)), ([1, 4], (1, 4)), (0, (0, 0))])
+def test_augment_counts_take_a_count_or_a_range(value, expected):
+    raw = apply_overrides({}, [f"data.augment.distractor_columns={value}"])
+    assert parse_config(raw).data.augment.distractor_columns == expected

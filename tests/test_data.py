@@ -1,5 +1,6 @@
 import json
 import sqlite3
+from collections import Counter
 
 import pytest
 
@@ -180,3 +181,77 @@ def test_s3_source(s3_bucket):
     assert len(load_raw_rows(DataConfig(source=f"s3://{s3_bucket}/data"))) == 8
     with pytest.raises(DataError, match="no .json"):
         load_raw_rows(DataConfig(source=f"s3://{s3_bucket}/nothing-here"))
+
+
+def test_synthetic_tables_are_wider_than_the_columns_questions_use():
+    import sqlglot
+
+    narrower = 0
+    for row in generate_rows(600, seed=2):
+        tables = parse_schema(row["context"])
+        in_schema = {c.name for t in tables for c in t.columns}
+        used = {c.name for c in sqlglot.parse_one(row["answer"]).find_all(sqlglot.exp.Column)}
+        assert used <= in_schema and all(len(t.columns) >= 5 for t in tables), row
+        narrower += len(used) < len(in_schema) - 2
+    assert narrower == 600  # every question leaves at least 3 columns of its schema unused
+
+
+NAMED = {"question": "q", "context": "CREATE TABLE singer (name VARCHAR, age INTEGER)",
+         "answer": "SELECT name FROM singer WHERE age > 30"}
+WIKI = {"question": "q", "context": "CREATE TABLE table_name_3 (team VARCHAR, wins INTEGER)",
+        "answer": 'SELECT team FROM table_name_3 WHERE wins > 3'}
+MIX_ROWS = [dict(NAMED, question=f"named {i}") for i in range(40)] + [dict(WIKI, question=f"wiki {i}") for i in range(60)]
+
+
+@pytest.mark.parametrize("mix, named, wikisql", [
+    ({}, 1.0, 1.0),
+    ({"named": 2.0}, 2.0, 1.0),
+    ({"named": 3.0, "wikisql": 0.0}, 3.0, 0.0),
+    ({"wikisql": 0.5}, 1.0, 0.5),
+])
+def test_mix_weights_training_rows_by_origin(mix, named, wikisql):
+    from sqlfoundry.data.mix import row_origin
+
+    config = DataConfig(eval_size=10, seed=2, mix=mix)
+    prepared = prepare_rows(MIX_ROWS, config, "s", progress=False)
+    plain = prepare_rows(MIX_ROWS, DataConfig(eval_size=10, seed=2), "s", progress=False)
+    assert prepared.eval == plain.eval  # mixing changes the training rows only
+    counts = Counter(row_origin(r) for r in prepared.train)
+    base = Counter(row_origin(r) for r in plain.train)
+    for origin, weight in (("named", named), ("wikisql", wikisql)):
+        if weight == int(weight):
+            assert counts[origin] == base[origin] * weight
+        else:
+            assert 0.25 * base[origin] < counts[origin] < 0.75 * base[origin]
+        if mix:
+            assert prepared.report.mix[origin] == {"weight": weight, "rows": base[origin], "sampled": counts[origin]}
+    assert prepared.report.train_rows == len(prepared.train)
+    assert prepare_rows(MIX_ROWS, config, "s", progress=False).train == prepared.train
+
+
+def test_mix_that_leaves_no_training_rows_is_refused():
+    with pytest.raises(ValueError, match="data.mix"):
+        prepare_rows(MIX_ROWS[:40], DataConfig(eval_size=4, mix={"named": 0}), "s", progress=False)
+
+
+def test_prepare_augments_training_rows_and_gives_eval_rows_the_realistic_view():
+    from sqlfoundry.data.augment import realistic_view
+
+    broken = [dict(WIKI, question=f"broken {i}", answer="SELECT team FROM table_name_3 WHERE wins > 3 OFFSET 033")
+              for i in range(12)]  # a WikiSQL gold sqlite cannot run: kept unaugmented, counted
+    rows = generate_rows(300, seed=8) + broken
+    config = DataConfig(eval_size=20, seed=5, augment={"enabled": True, "probability": 0.75, "seed": 1})
+    prepared = prepare_rows(rows, config, "s", progress=False)
+    plain = prepare_rows(rows, DataConfig(eval_size=20, seed=5), "s", progress=False)
+    report = prepared.report
+    assert [r["question"] for r in prepared.train] == [r["question"] for r in plain.train]
+    assert report.augmented + report.augment_skipped + sum(report.augment_failed.values()) == report.train_rows
+    assert report.augmented > 0.5 * report.train_rows and report.augment_skipped > 0
+    assert report.augment_failed.get("gold_error", 0) >= 1
+    changed = sum(a["context"] != b["context"] for a, b in zip(prepared.train, plain.train))
+    assert changed == report.augmented
+    assert report.eval_view == "realistic" and prepared.eval == realistic_view(plain.eval)[0]
+    assert [r["question"] for r in prepared.eval] == [r["question"] for r in plain.eval]  # the same rows held out
+    again = prepare_rows(rows, config, "s", progress=False)
+    assert again.train == prepared.train and again.report.fingerprint == report.fingerprint != plain.report.fingerprint
+    assert "augmented" in report.summary() and json.loads(json.dumps(report.to_dict()))["augment_failed"]

@@ -1,6 +1,7 @@
 """Table-driven tests of exact match, execution accuracy, safety limits and the eval CLI."""
 
 import json
+import re
 import sqlite3
 import time
 
@@ -10,6 +11,9 @@ from sqlfoundry.cli import main
 from sqlfoundry.sql.compare import canonical_match
 from sqlfoundry.evaluation.hardness import hardness
 from sqlfoundry.evaluation.scoring import GOLD_CONSTANT, GOLD_ERROR, SCORED, Limits, score_real_db, score_schema_only
+from sqlfoundry.sql.execute import MAX_VALUE_BYTES, open_read_only, run_query
+from sqlfoundry.sql.schema import parse_schema
+from sqlfoundry.sql.synthdb import build_databases
 from sqlfoundry.sql.validate import check_read_only
 
 VOTER_SCHEMA = (
@@ -130,6 +134,8 @@ def test_execution_accuracy_on_real_database(spider, gold, prediction, correct):
         ("PRAGMA writable_schema = 1", "not_read_only"),
         ("ATTACH DATABASE '/tmp/x.db' AS x", "not_read_only"),
         ("SELECT 1; DELETE FROM student", "not_read_only"),
+        ("SELECT name FROM student WHERE load_extension('/tmp/x.so') IS NULL", "unsafe_function"),
+        ("SELECT name FROM student WHERE length(zeroblob(10)) > 0", "unsafe_function"),
         ("SELECT name FROM student WHERE age > 100", "wrong_result"),
     ],
 )
@@ -144,6 +150,52 @@ def test_real_database_is_never_written(spider):
     for sql in ("DELETE FROM student", "UPDATE student SET age = 1", "INSERT INTO student VALUES (9,'x',1,'y')"):
         score_real_db(path, "SELECT count(*) FROM student", sql)
     assert open(path, "rb").read() == before
+
+
+def test_read_only_uri_survives_hash_and_question_mark_in_the_path(tmp_path):
+    folder = tmp_path / "runs#1?v=2"
+    folder.mkdir()
+    path = folder / "school.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (a INTEGER)")
+    conn.execute("INSERT INTO t VALUES (7)")
+    conn.commit()
+    conn.close()
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    readonly = open_read_only(str(path))
+    try:
+        assert run_query(readonly, "SELECT a FROM t").rows == [(7,)]
+        readonly.set_authorizer(None)  # past both guards on the connection, the file itself refuses writes
+        readonly.execute("PRAGMA query_only = OFF")
+        with pytest.raises(sqlite3.OperationalError, match="readonly database"):
+            readonly.execute("INSERT INTO t VALUES (8)")
+    finally:
+        readonly.close()
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # no stray file beside it
+
+
+SIXTY_PERCENT = MAX_VALUE_BYTES * 3 // 5
+
+
+@pytest.mark.parametrize("sql, error", [
+    # Defense in depth, run past the static check: what reaches sqlite is capped there too.
+    (f"SELECT length(replace(printf('%.*c', {SIXTY_PERCENT}, 'x'), 'x', 'y'))", None),  # under the cap
+    (f"SELECT length(replace(printf('%.*c', {SIXTY_PERCENT}, 'x'), 'x', 'yy'))", "string or blob too big"),
+    ("SELECT length(zeroblob(10))", "not authorized to use function: zeroblob"),
+    ("SELECT length(randomblob(10))", "not authorized to use function: randomblob"),
+    ("SELECT load_extension('/tmp/x.so')", "not authorized to use function: load_extension"),
+    pytest.param("SELECT '" + "x" * 200_000 + "'", "too (long|large)", id="statement-length-cap"),
+])
+def test_sandbox_caps_sizes_and_calls_only_allowed_functions(spider, sql, error):
+    real = open_read_only(db(spider, "school"))
+    [synthesized] = build_databases(parse_schema(SCHEMA), [], k=1, seed=0)
+    for conn in (real, synthesized):
+        result = run_query(conn, sql)
+        conn.close()
+        if error is None:
+            assert result.ok, result
+        else:
+            assert result.error == "runtime_error" and re.search(error, result.detail), result
 
 
 @pytest.mark.parametrize("prediction", [
@@ -287,3 +339,92 @@ def test_scoring_runs_as_ray_tasks_when_ray_is_up(ray_local):
     assert [r["id"] for r in records] == list(range(60))
     assert [r["ex"] for r in records if r["category"] == "scored"] == \
         [bool(r["id"] % 2) for r in records if r["category"] == "scored"]
+
+
+VIEW_ROWS = [  # (schema, gold, origin)
+    (SCHEMA, "SELECT name FROM people WHERE age > 30", "named"),
+    (VOTER_SCHEMA, VOTER_INTERSECT, "named"),
+    ("CREATE TABLE table_name_85 (opponent VARCHAR, outcome VARCHAR)",
+     'SELECT opponent FROM table_name_85 WHERE outcome = "winner"', "wikisql"),
+    ("CREATE TABLE table_1940144_1 (urban_area VARCHAR, population_2011 INTEGER)",
+     "SELECT MAX(population_2011) FROM table_1940144_1 WHERE urban_area = 'Leeds'", "wikisql"),
+]
+
+
+def _examples(rows=VIEW_ROWS):
+    from sqlfoundry.evaluation.datasets import Example
+
+    return [Example(i, f"question {i}", schema, gold) for i, (schema, gold, _) in enumerate(rows)]
+
+
+@pytest.mark.parametrize("index", range(len(VIEW_ROWS)))
+def test_realistic_view_widens_the_schema_and_keeps_the_gold_right(index):
+    from sqlfoundry.evaluation.views import view_examples
+    from sqlfoundry.sql.schema import parse_schema
+
+    examples = _examples()
+    original, realistic = view_examples(examples, "original")[index], view_examples(examples, "realistic")[index]
+    assert original.schema == VIEW_ROWS[index][0] and original.extra["origin"] == VIEW_ROWS[index][2]
+    assert realistic.extra == {"view": "realistic", "origin": VIEW_ROWS[index][2], "schema": realistic.schema,
+                               "augmented": True}
+    before, after = parse_schema(original.schema), parse_schema(realistic.schema)
+    assert len(after) == len(before) + 2
+    widths = {t.name: len(t.columns) for t in after}
+    assert all(widths[t.name] == len(t.columns) + 4 for t in before)
+    assert score_schema_only(realistic.schema, realistic.gold, realistic.gold, k=3, seed=index).ex is True
+    narrow = score_schema_only(original.schema, original.gold, original.gold, k=3, seed=index)
+    assert narrow.ex is True
+
+
+def test_execution_accuracy_of_tuning_uses_the_realistic_view():
+    from sqlfoundry.config.schema import DataConfig
+    from sqlfoundry.data.prepare import prepare_rows
+    from sqlfoundry.data.synth import generate_rows
+    from sqlfoundry.tuning.trainable import realistic_ex_rows
+
+    rows = generate_rows(200, seed=3)
+    plain = prepare_rows(rows, DataConfig(eval_size=12), "s", progress=False)
+    augmented = prepare_rows(rows, DataConfig(eval_size=12, augment={"enabled": True}), "s", progress=False)
+    scored = realistic_ex_rows(plain, 8)
+    assert scored == realistic_ex_rows(augmented, 8) == augmented.eval[:8]  # the same rows either way
+    assert all(a["context"] != b["context"] for a, b in zip(scored, plain.eval))
+
+
+def test_eval_cli_reports_both_views_by_origin(tiny_model_dir, tmp_path, capsys):
+    data = tmp_path / "heldout.jsonl"
+    data.write_text("".join(json.dumps({"question": f"q{i}", "context": s, "answer": g}) + "\n"
+                            for i, (s, g, _) in enumerate(VIEW_ROWS)))
+    out = tmp_path / "run"
+    assert main(["eval", "--data", str(data), "--model", str(tiny_model_dir), "--out", str(out),
+                 "--max-new-tokens", "8", "--limit", "3"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["views"]) == {"original", "realistic"}
+    for view in ("original", "realistic"):
+        records = [json.loads(line) for line in (out / view / "predictions.jsonl").read_text().splitlines()]
+        assert [r["view"] for r in records] == [view] * 3
+        assert [r["origin"] for r in records] == ["named", "named", "wikisql"]
+        assert set(summary["views"][view]["by_origin"]) == {"named", "wikisql"}
+    realistic = [json.loads(line) for line in (out / "realistic" / "predictions.jsonl").read_text().splitlines()]
+    assert all(r["schema"] != s for r, (s, _, _) in zip(realistic, VIEW_ROWS))
+    table = (out / "summary.md").read_text()
+    assert table.index("| realistic |") < table.index("| original |")
+    # --limit does not change a row's realistic view: distractors come from the whole file
+    assert main(["eval", "--data", str(data), "--model", str(tiny_model_dir), "--out", str(tmp_path / "all"),
+                 "--max-new-tokens", "8", "--view", "realistic"]) == 0
+    whole = [json.loads(line) for line in (tmp_path / "all" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["schema"] for r in whole[:3]] == [r["schema"] for r in realistic]
+    capsys.readouterr()
+    assert main(["eval", "compare", str(out), str(tmp_path / "all")]) == 2  # which view? say so
+    assert "one run per view" in capsys.readouterr().err
+    assert main(["eval", "compare", str(out / "realistic"), str(tmp_path / "all")]) == 0
+
+
+def test_eval_cli_refuses_a_realistic_view_it_cannot_build(spider, tmp_path, capsys):
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text(json.dumps({"question": "q", "context": SCHEMA, "answer": "SELECT name FROM people",
+                                       "prediction": "SELECT name FROM people"}) + "\n")
+    assert main(["eval", "--predictions", str(predictions), "--view", "realistic", "--out", str(tmp_path / "a")]) == 2
+    assert "--view original" in capsys.readouterr().err
+    assert main(["eval", "--data", str(spider / "dev.json"), "--model", "unused", "--view", "both",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "schema-only" in capsys.readouterr().err

@@ -104,3 +104,35 @@ def test_tokenizer_gets_pad_and_fallback_template(tiny_model_dir, tmp_path):
     out = loaded.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     masked = [t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m]
     assert loaded.decode(masked) == "SELECT 1" + loaded.eos_token
+
+
+def _adapter_folder(model_dir, folder, trust_remote_code: bool):
+    """A real peft adapter on the tiny model, with sqlfoundry's metadata as `sqlfoundry train` writes it."""
+    from peft import LoraConfig as PeftLoraConfig, get_peft_model
+
+    from sqlfoundry.config.schema import QuantizationConfig
+    from sqlfoundry.modeling.loading import write_adapter_meta
+
+    base = AutoModelForCausalLM.from_pretrained(model_dir)
+    get_peft_model(base, PeftLoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(folder)
+    write_adapter_meta(folder, ModelConfig(name_or_path=str(model_dir), trust_remote_code=trust_remote_code),
+                       QuantizationConfig(), "SCHEMA:\n{schema}")
+    return folder
+
+
+def test_an_adapter_cannot_turn_on_trust_remote_code(tiny_model_dir, tmp_path, monkeypatch):
+    from sqlfoundry.modeling import loading
+
+    seen = []
+    real_load_model = loading.load_model
+    monkeypatch.setattr(loading, "load_model", lambda cfg, *a, **k: seen.append(cfg.trust_remote_code)
+                        or real_load_model(cfg, *a, **k))
+    asking = _adapter_folder(tiny_model_dir, tmp_path / "asking", trust_remote_code=True)
+    with pytest.raises(ConfigError, match="only the operator may grant.*--trust-remote-code"):
+        loading.load_for_inference(str(asking))
+    assert seen == []  # refused before any model code was loaded
+    loading.load_for_inference(str(asking), trust_remote_code=True)  # the operator allowed it
+    plain = _adapter_folder(tiny_model_dir, tmp_path / "plain", trust_remote_code=False)
+    loading.load_for_inference(str(plain))
+    assert seen == [True, False]  # the operator's choice, never the adapter's

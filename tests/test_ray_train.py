@@ -141,3 +141,30 @@ def test_local_paths_are_made_absolute_for_workers(tmp_path, monkeypatch):
     assert (remote.output.push_to, remote.data.source, remote.model.name_or_path) == (
         "s3://bucket/registry", "synthetic://10", "org/model")
     assert config.output.push_to == "outputs/registry"  # the caller's config is left alone
+
+
+def test_rerun_with_changed_config_is_refused_then_resumed_anyway(tiny_model_dir, tmp_path):
+    """The issue's reproduction: a finished run rerun with another learning rate must not silently
+    resume the old weights; with --resume-anyway the manifest says so and tokens/s counts this run only."""
+    from sqlfoundry.training.ray_train import train_with_ray
+
+    common = ["ray.num_workers=1", f"ray.storage_path={tmp_path / 'ray'}", "ray.run_name=rerun",
+              f"output.push_to={tmp_path / 'registry'}", "output.adapter_name=rerun", "output.overwrite=true"]
+    first = train_with_ray(ray_config(tiny_model_dir, tmp_path / "out", *common))
+    assert first.global_step == 4 and first.resumed_from_step is None
+
+    changed = ray_config(tiny_model_dir, tmp_path / "out", *common, "training.learning_rate=0.001",
+                         "training.max_steps=6")
+    metrics_before = (tmp_path / "out" / "metrics.jsonl").read_text()
+    with pytest.raises(ConfigError, match="training.learning_rate.*training.max_steps"):
+        train_with_ray(changed)
+    assert (tmp_path / "out" / "metrics.jsonl").read_text() == metrics_before  # refused before any work
+
+    resumed = train_with_ray(changed, resume="anyway")
+    assert resumed.resumed_from_step == 4 and resumed.global_step == 6
+    first_tokens = first.tokens_per_second * first.train_runtime_s
+    assert resumed.tokens_per_second * resumed.train_runtime_s < 0.75 * first_tokens  # 2 steps, not 6
+    manifest = Registry(str(tmp_path / "registry")).manifest("rerun", resumed.pushed_version)
+    assert manifest["training_config"]["training"]["learning_rate"] == 0.001
+    assert manifest["resumed_from_step"] == 4
+    assert manifest["resumed_with_changes"]["differing_keys"] == ["training.learning_rate", "training.max_steps"]

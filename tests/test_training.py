@@ -72,7 +72,24 @@ def test_bad_rows_are_counted_and_reported(tiny_model_dir, tmp_path):
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "bad-rows"
     train(tiny_config(tiny_model_dir, out, "training.max_steps=2", "training.eval_steps=2",
-                      "training.save_steps=2", source=str(data)))
+                      "training.save_steps=2", "training.max_length=1024", source=str(data)))
     report = json.loads((out / "data_report.json").read_text())
     assert report["dropped"] == {"context_not_create_table": 1, "empty_answer": 1, "missing_question": 1}
     assert report["rows_read"] == 120
+
+
+def test_train_cli_reports_a_remote_run_without_metrics(tmp_path, monkeypatch, capsys):
+    """Rank 0 on another node (head with CPU: 0): Ray returns no train_loss / tokens/s / adapter path."""
+    import sqlfoundry.training.ray_train as ray_train
+    from sqlfoundry.cli import main
+    from sqlfoundry.training.recipe import TrainResult
+
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text("data: {source: 'synthetic://40'}\n")
+    remote = TrainResult(output_dir=str(tmp_path), adapter_dir="", global_step=30, train_loss=None,
+                         eval_loss=0.25, tokens_per_second=None, train_runtime_s=None)
+    monkeypatch.setattr(ray_train, "train_with_ray", lambda config, resume="check": remote)
+    assert main(["train", "--config", str(config_file)]) == 0
+    printed = capsys.readouterr().out
+    assert "train loss n/a, eval loss 0.2500, steps 30, n/a tokens/s" in printed
+    assert "adapter saved to" not in printed

@@ -57,8 +57,9 @@ def test_tune_stops_the_bad_trial_pushes_the_best_and_writes_results(ray_local, 
     assert by_lr[BAD]["stopped_early"] and by_lr[BAD]["steps_done"] < 8
     assert by_lr[GOOD]["status"] == "completed" and by_lr[GOOD]["steps_done"] == 8
     assert by_lr[GOOD]["tokens_per_second"] > 0
-    best_loss = min(r["best_eval_loss"] for r in outcome.trials)
-    assert outcome.best["best_eval_loss"] == best_loss and outcome.best["status"] == "completed"
+    completed = [r for r in outcome.trials if r["status"] == "completed"]
+    assert outcome.best["final_metric"] == min(r["final_metric"] for r in completed)
+    assert outcome.best["status"] == "completed"
 
     # The files hold exactly what the trials reported to Tune.
     saved = json.loads(Path(outcome.files["json"]).read_text())
@@ -78,6 +79,9 @@ def test_tune_stops_the_bad_trial_pushes_the_best_and_writes_results(ray_local, 
     assert registry.aliases("tuned") == {"production": outcome.pushed_version}
     manifest = registry.manifest("tuned", outcome.pushed_version)
     assert manifest["tuning"]["best_trial"] == outcome.best["trial_id"]
+    # It ships what it ranked: the ranking value is the shipped adapter's own final evaluation.
+    assert manifest["tuning"]["ranking_value"] == manifest["metrics"]["eval_loss"] == outcome.best["final_metric"]
+    assert manifest["tuning"]["ranked_by"] == "final evaluation of the shipped adapter"
     assert len(manifest["tuning"]["trials"]) == 3
     assert manifest["training_config"]["training"]["learning_rate"] == outcome.best["params"]["training.learning_rate"]
     assert (Path(outcome.best_adapter_dir) / "adapter_model.safetensors").is_file()
@@ -145,3 +149,22 @@ def test_bad_search_spaces_fail_before_ray(tiny_model_dir, tmp_path, search_spac
     raw["tune"]["search_space"] = search_space
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         validate_search_space(parse_config(raw))
+
+
+def _row(trial_id, curve_best, final, status="completed"):
+    return {"trial_id": trial_id, "status": status, "best_eval_loss": curve_best, "execution_accuracy": None,
+            "final_metric": final}
+
+
+@pytest.mark.parametrize("rows, metric, chosen", [
+    # A's curve dipped lowest mid-run, but the adapter it ships (its final evaluation) is worse than B's.
+    ([_row("A", 0.10, 0.40), _row("B", 0.20, 0.20)], "eval_loss", "B"),
+    ([_row("A", None, 0.30), _row("B", None, 0.50)], "execution_accuracy", "B"),
+    ([_row("A", 0.10, None, "stopped"), _row("B", 0.30, 0.30)], "eval_loss", "B"),  # stopped trials ship nothing
+    ([_row("A", 0.10, None, "error")], "eval_loss", None),
+])
+def test_best_trial_is_ranked_by_what_it_ships(rows, metric, chosen):
+    from sqlfoundry.tuning.results import best_row
+
+    best = best_row(rows, metric)
+    assert (best["trial_id"] if best else None) == chosen

@@ -28,6 +28,21 @@ def _add_address_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else an embedded local Ray)")
 
 
+def _add_trust_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow the base model's own Python code from its repository to run (off by default; "
+                             "an adapter can never turn it on)")
+
+
+def _train_summary(result) -> str:
+    """One line of what a run reports; a remote run (rank 0 on another node) may lack some metrics."""
+    def shown(value, fmt):
+        return "n/a" if value is None else format(value, fmt)
+
+    return (f"train loss {shown(result.train_loss, '.4f')}, eval loss {shown(result.eval_loss, '.4f')}, "
+            f"steps {result.global_step}, {shown(result.tokens_per_second, '.0f')} tokens/s")
+
+
 def cmd_train(args) -> int:
     from sqlfoundry.config import load_config
 
@@ -41,14 +56,14 @@ def cmd_train(args) -> int:
 
         if args.address:
             config.ray.address = args.address
-        result = train_with_ray(config)
-    print(f"train loss {result.train_loss:.4f}, eval loss {result.eval_loss:.4f}, steps {result.global_step}, "
-          f"{result.tokens_per_second or 0:.0f} tokens/s")
+        result = train_with_ray(config, resume="fresh" if args.fresh else "anyway" if args.resume_anyway else "check")
+    print(_train_summary(result))
     if result.generation_exact_match is not None:
         print(f"exact match on {len(result.generation_samples)} eval rows: {result.generation_exact_match:.1%}")
         for sample in result.generation_samples[:5]:
             print(f"  Q: {sample['question']}\n     gold: {sample['gold']}\n     pred: {sample['prediction']}")
-    print(f"adapter saved to {result.adapter_dir}")
+    if result.adapter_dir:
+        print(f"adapter saved to {result.adapter_dir}")
     if result.pushed_version:
         print(f"pushed to {config.output.push_to} as {config.output.adapter_name}@{result.pushed_version}")
     return 0
@@ -60,7 +75,8 @@ def cmd_generate(args) -> int:
 
     set_cpu_threads()
     schema = Path(args.schema[1:]).read_text() if args.schema.startswith("@") else args.schema
-    model, tokenizer, system_prompt = load_for_inference(args.adapter, args.base)
+    model, tokenizer, system_prompt = load_for_inference(args.adapter, args.base,
+                                                         trust_remote_code=args.trust_remote_code)
     [generation] = generate_sql(model, tokenizer, [schema], [args.question], system_prompt=system_prompt,
                                 max_new_tokens=args.max_new_tokens)
     if args.json:
@@ -111,38 +127,63 @@ def cmd_eval(args) -> int:
     return _run_eval(args)
 
 
+def _eval_views(args, examples) -> list[str]:
+    """--view, or its default: both views where the rows are schema-only contexts and a model writes
+    the SQL; the original view alone for a predictions file or real databases."""
+    if args.view is not None:
+        return ["realistic", "original"] if args.view == "both" else [args.view]
+    if args.predictions or any(e.db_path for e in examples):
+        return ["original"]
+    return ["realistic", "original"]
+
+
 def _run_eval(args) -> int:
     import os
 
     from sqlfoundry.evaluation.datasets import load_examples, load_predictions
-    from sqlfoundry.evaluation.runner import predict, score_all, write_run
+    from sqlfoundry.evaluation.runner import predict, run_views, write_views
     from sqlfoundry.evaluation.scoring import Limits
 
     if bool(args.predictions) == bool(args.data):
         print("error: pass --data (with --adapter or --model) or --predictions FILE", file=sys.stderr)
         return 2
-    if args.predictions:
-        examples = load_predictions(args.predictions)[: args.limit]
-        source = args.predictions
-    else:
+    examples = load_predictions(args.predictions)[: args.limit] if args.predictions else \
+        load_examples(args.data, args.limit)
+    views = _eval_views(args, examples)
+    if args.predictions and views != ["original"]:
+        print("error: a predictions file was generated for its own schemas: score it with --view original "
+              "(the realistic view needs --data and a model)", file=sys.stderr)
+        return 2
+    if "realistic" in views and any(e.db_path for e in examples):
+        print("error: the realistic view needs schema-only rows; real databases (Spider layout) are scored "
+              "on their own schema: use --view original", file=sys.stderr)
+        return 2
+    generate = None
+    if not args.predictions:
         from sqlfoundry.modeling.loading import load_for_inference, set_cpu_threads
 
         set_cpu_threads()
-        examples = load_examples(args.data, args.limit)
         model, tokenizer, system_prompt = load_for_inference(args.adapter, args.model)
-        predict(examples, model, tokenizer, system_prompt, args.batch_size, args.max_new_tokens)
-        source = args.data
+
+        def generate(batch):
+            predict(batch, model, tokenizer, system_prompt, args.batch_size, args.max_new_tokens)
+    # the realistic view draws distractors from the whole file, so a row's view does not depend on --limit
+    pool = load_examples(args.data) if "realistic" in views and args.limit else None
     if os.environ.get("RAY_ADDRESS"):  # inside a Ray job: execute SQL as Ray tasks across the cluster
         import ray
 
         ray.init(address=os.environ["RAY_ADDRESS"])
+    source = args.predictions or args.data
     settings = {"source": source, "adapter": args.adapter, "model": args.model, "limit": args.limit,
                 "k_databases": args.k_databases, "seed": args.seed, "timeout_s": args.timeout}
-    records = score_all(examples, k=args.k_databases, seed=args.seed, limits=Limits(timeout_s=args.timeout))
-    summary = write_run(records, args.out, f"Evaluation of {args.adapter or args.model or source}", settings)
+    records = run_views(examples, views, generate, k=args.k_databases, seed=args.seed,
+                        limits=Limits(timeout_s=args.timeout), pool=pool)
+    summaries = write_views(records, args.out, f"Evaluation of {args.adapter or args.model or source}", settings)
     print((Path(args.out) / "summary.md").read_text())
-    print(f"per-example results: {Path(args.out) / 'predictions.jsonl'}")
-    return 0 if summary["examples"] else 1
+    for view in records:
+        folder = Path(args.out) / view if len(records) > 1 else Path(args.out)
+        print(f"per-example results ({view} schemas): {folder / 'predictions.jsonl'}")
+    return 0 if any(summary["examples"] for summary in summaries.values()) else 1
 
 
 def _registry(args):
@@ -248,12 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "workers (section `ray`: workers, GPUs, checkpoint storage, restarts) and save adapter, "
                     "tokenizer, resolved config, data report and metrics to output.dir; push the adapter to "
                     "the registry when output.push_to is set. Rerunning with the same ray.run_name and "
-                    "ray.storage_path resumes from the latest checkpoint.",
+                    "ray.storage_path resumes from the latest checkpoint when the config is the same; a "
+                    "changed config is refused (naming the keys) unless --fresh or --resume-anyway.",
     )
     _add_config_args(train)
     _add_address_arg(train)
     train.add_argument("--no-ray", action="store_true",
                        help="run the recipe in this process without Ray (single worker, no Ray checkpoints)")
+    rerun = train.add_mutually_exclusive_group()
+    rerun.add_argument("--fresh", action="store_true",
+                       help="start over: delete the checkpoints of an earlier run with the same ray.run_name")
+    rerun.add_argument("--resume-anyway", action="store_true",
+                       help="resume an earlier run even though its config differs (the manifest records both)")
     train.set_defaults(func=cmd_train)
 
     generate = commands.add_parser(
@@ -267,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--schema", required=True, help="CREATE TABLE statements, or @FILE to read them")
     generate.add_argument("--question", required=True, help="the question in plain English")
     generate.add_argument("--max-new-tokens", type=int, default=128, help="generation budget (default 128)")
+    _add_trust_arg(generate)
     generate.add_argument("--json", action="store_true", help="print JSON with the SQL and the raw output")
     generate.set_defaults(func=cmd_generate)
 
@@ -296,7 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "file beside database/) with --adapter or --model, or score --predictions FILE without a "
                     "model. Execution accuracy runs gold and prediction on K synthesized sqlite databases "
                     "(schema-only data) or the real read-only database, with a time limit per query. "
-                    "Writes predictions.jsonl, summary.json and summary.md to --out. "
+                    "Schema-only rows are scored on their own contexts and on a realistic view (distractor "
+                    "columns and tables added, gold unchanged), split by origin (wikisql / named). "
+                    "Writes predictions.jsonl, summary.json and summary.md to --out (one folder per view "
+                    "when there are two, with a side-by-side summary.md). "
                     "`sqlfoundry eval compare RUN_A RUN_B` shows two runs side by side.",
     )
     evaluate.add_argument("compare", nargs="*", help=argparse.SUPPRESS)
@@ -310,6 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--timeout", type=float, default=2.0, help="seconds allowed per query (2)")
     evaluate.add_argument("--batch-size", type=int, default=8, help="generation batch size (8)")
     evaluate.add_argument("--max-new-tokens", type=int, default=128, help="generation budget (128)")
+    _add_trust_arg(evaluate)
+    evaluate.add_argument(
+        "--view", choices=["original", "realistic", "both"],
+        help="schemas to score on: the rows' own contexts (original), the same rows with distractor columns "
+             "and tables (realistic, the headline), or both side by side (default: both for schema-only "
+             "--data, original for --predictions and real databases)")
     evaluate.add_argument("--out", default="outputs/eval", help="output folder (outputs/eval)")
     evaluate.set_defaults(func=cmd_eval)
 

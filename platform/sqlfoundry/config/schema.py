@@ -70,6 +70,47 @@ class ColumnMapping(_Section):
     answer: str = "answer"
 
 
+class AugmentConfig(_Section):
+    """Schema augmentation of training rows (sqlfoundry.data.augment). sql-create-context's CREATE TABLE
+    holds exactly the columns the gold SQL uses; a model trained on it learns to use every column it
+    is given and fails on real, wider schemas. Augmented rows get the other known columns of their
+    table, distractor columns and tables, and key lines; the gold SQL is unchanged (checked)."""
+    enabled: bool = False
+    # Share of training rows augmented; the rest keep their narrow schema.
+    probability: float = Field(0.8, ge=0, le=1)
+    # A table name that recurs across rows (Spider's `singer`, `department`) gets the columns seen
+    # for it in other rows; WikiSQL's generic table_name_N tables are never merged.
+    fuller_tables: bool = True
+    # Distractor columns per table: a count k, or [min, max] for a count drawn per table.
+    distractor_columns: tuple[int, int] = (1, 4)
+    # Tables of other rows added to the schema: a count m, or [min, max].
+    distractor_tables: tuple[int, int] = (0, 2)
+    # PRIMARY KEY for id-like columns, FOREIGN KEY ... REFERENCES for join / <table>_id columns.
+    key_lines: bool = True
+    # Added columns stop at this width (the row's own columns are always kept): prompts stay
+    # within training.max_length.
+    max_table_columns: int = Field(12, ge=1, le=64)
+    # Synthesized databases on which the gold must return the same rows as on the original schema.
+    verify_databases: int = Field(2, ge=1, le=8)
+    seed: int = 0
+
+    @field_validator("distractor_columns", "distractor_tables", mode="before")
+    @classmethod
+    def _count_or_range(cls, value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return (value, value)
+        return value
+
+    @field_validator("distractor_columns", "distractor_tables")
+    @classmethod
+    def _ordered_range(cls, value: tuple[int, int], info) -> tuple[int, int]:
+        limit = 32 if info.field_name == "distractor_columns" else 8
+        low, high = value
+        if not 0 <= low <= high <= limit:
+            raise ValueError(f"must be a count or [min, max] with 0 <= min <= max <= {limit}, got {list(value)}")
+        return value
+
+
 class DataConfig(_Section):
     # A Hub dataset id, a local JSON/JSONL/Parquet file or folder, or `synthetic://N` (N generated rows).
     source: str = "b-mc2/sql-create-context"
@@ -83,6 +124,21 @@ class DataConfig(_Section):
     # Eval/benchmark files whose questions (or schema + gold SQL) must not be trained on.
     exclude: list[str] = Field(default_factory=list)
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    # Sampling weight of training rows by origin (sqlfoundry.data.mix): `wikisql` rows (every table a
+    # WikiSQL table_name_N / table_<id>) and `named` rows (Spider-derived, often multi-table). Weight w
+    # keeps each row floor(w) times plus once more with probability w - floor(w); unnamed origins keep 1.
+    mix: dict[Literal["named", "wikisql"], float] = Field(default_factory=dict)
+
+    @field_validator("mix")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: w for k, w in value.items() if not 0 <= w <= 100}
+        if bad:
+            raise ValueError(f"weights must be between 0 and 100, got {bad}")
+        if value and len(value) == 2 and not any(value.values()):
+            raise ValueError("every weight is 0: no training rows would be left")
+        return value
 
     @field_validator("system_prompt")
     @classmethod

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from tqdm.auto import tqdm
 
 from sqlfoundry.config.schema import DataConfig
+from sqlfoundry.data.augment import TRAIN_POOL, augment_rows, build_vocabulary, realistic_view
+from sqlfoundry.data.mix import mix_rows
 from sqlfoundry.data.sources import load_raw_rows
 from sqlfoundry.sql.schema import SchemaError, parse_schema
 
@@ -34,6 +36,14 @@ class DataReport:
     rows_valid: int = 0
     train_rows: int = 0
     eval_rows: int = 0
+    mix: dict[str, dict] = field(default_factory=dict)  # origin -> weight, rows, sampled (data.mix)
+    augmented: int = 0  # training rows whose schema was augmented (data.augment)
+    augment_tables_only: int = 0  # of those, SELECT * golds: distractor tables, no columns
+    augment_skipped: int = 0  # not drawn (data.augment.probability)
+    augment_failed: dict[str, int] = field(default_factory=dict)  # reason -> rows kept unaugmented
+    augment_seconds: float = 0.0
+    eval_view: str = "original"  # "realistic" when the eval rows carry the realistic-schema view
+    eval_augmented: int = 0
     fingerprint: str = ""  # sha256 of the prepared train+eval rows
 
     def to_dict(self) -> dict:
@@ -41,11 +51,18 @@ class DataReport:
 
     def summary(self) -> str:
         dropped = ", ".join(f"{reason}={count}" for reason, count in sorted(self.dropped.items())) or "none"
-        return (
+        line = (
             f"data {self.source}: read {self.rows_read}, dropped {sum(self.dropped.values())} ({dropped}), "
             f"duplicates {self.duplicates}, excluded {self.excluded}, valid {self.rows_valid} -> "
             f"train {self.train_rows}, eval {self.eval_rows}"
         )
+        if self.mix:
+            line += "; mix " + ", ".join(f"{o} {c['rows']}->{c['sampled']}" for o, c in self.mix.items())
+        if self.augmented or self.augment_failed or self.augment_skipped:
+            failed = ", ".join(f"{reason}={count}" for reason, count in self.augment_failed.items()) or "none"
+            line += (f"; augmented {self.augmented} train rows in {self.augment_seconds:.1f}s (skipped "
+                     f"{self.augment_skipped}, kept unaugmented: {failed}), eval view {self.eval_view}")
+        return line
 
 
 @dataclass
@@ -116,6 +133,30 @@ def _eval_count(eval_size: float, total: int) -> int:
     return count
 
 
+def _mix_and_augment(train_rows: list[dict], eval_rows: list[dict], data: DataConfig,
+                     report: DataReport) -> tuple[list[dict], list[dict]]:
+    """Origin weights (data.mix) and schema augmentation (data.augment) of the training rows.
+
+    Augmentation draws only from the training rows (their tables, their even-pool names). The eval
+    rows stay the same rows; with augmentation on they get the evaluation's realistic view (eval-pool
+    names, a fixed seed, independent of data.augment's knobs), so eval loss and early stopping
+    measure on the schemas the run is trained for, and reproducibly."""
+    unique_train = train_rows
+    if data.mix:
+        train_rows, report.mix = mix_rows(train_rows, data.mix, data.seed)
+        if not train_rows:
+            raise ValueError(f"data.mix={data.mix} leaves no training rows (origins: {report.mix})")
+    if not data.augment.enabled:
+        return train_rows, eval_rows
+    vocabulary = build_vocabulary(unique_train, TRAIN_POOL)
+    train_rows, stats = augment_rows(train_rows, vocabulary, data.augment)
+    report.augmented, report.augment_tables_only = stats.augmented, stats.tables_only
+    report.augment_skipped, report.augment_failed, report.augment_seconds = stats.skipped, stats.failed, stats.seconds
+    eval_rows, eval_stats = realistic_view(eval_rows)
+    report.eval_view, report.eval_augmented = "realistic", eval_stats.augmented
+    return train_rows, eval_rows
+
+
 def prepare_rows(rows: list[dict], data: DataConfig, source: str, progress: bool = True) -> PreparedData:
     report = DataReport(source=source, rows_read=len(rows))
     valid = decontaminate(validate_rows(rows, report, progress), data, report)
@@ -129,6 +170,7 @@ def prepare_rows(rows: list[dict], data: DataConfig, source: str, progress: bool
     n_eval = _eval_count(data.eval_size, len(order))
     eval_rows = [valid[i] for i in order[:n_eval]]
     train_rows = [valid[i] for i in order[n_eval:]]
+    train_rows, eval_rows = _mix_and_augment(train_rows, eval_rows, data, report)
     report.train_rows, report.eval_rows = len(train_rows), len(eval_rows)
     digest = hashlib.sha256(json.dumps([train_rows, eval_rows], sort_keys=True).encode())
     report.fingerprint = digest.hexdigest()

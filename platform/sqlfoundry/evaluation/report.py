@@ -40,6 +40,13 @@ def summarize(records: list[dict]) -> dict:
     if levels:
         summary["hardness"] = {level: _rate([r for r in scored if r.get("hardness") == level], "ex")
                                for level in levels}
+    origins = sorted({r["origin"] for r in records if r.get("origin")})
+    if origins:  # wikisql (generic one-table rows) and named (Spider-derived) rows behave differently
+        summary["by_origin"] = {
+            origin: {"examples": sum(r.get("origin") == origin for r in records),
+                     "ex": _rate([r for r in scored if r.get("origin") == origin], "ex"),
+                     "ex_nocase": _rate([r for r in scored if r.get("origin") == origin], "ex_nocase")}
+            for origin in origins}
     latencies = sorted(r["latency_ms"] for r in records if r.get("latency_ms") is not None)
     if latencies:
         summary["latency_ms_p50"] = latencies[len(latencies) // 2]
@@ -66,9 +73,35 @@ def markdown(summary: dict, title: str = "Evaluation") -> str:
               f"EX on gold_constant: {_fmt(summary['ex_on_gold_constant'])}.", "",
               "| failure reason | count |", "|---|---|"]
     lines += [f"| {reason} | {count} |" for reason, count in sorted(summary["failure_reasons"].items())]
+    if "by_origin" in summary:
+        lines += ["", "| origin | examples | EX strict | EX case-insensitive |", "|---|---|---|---|"]
+        lines += [f"| {origin} | {part['examples']} | {_fmt(part['ex'])} | {_fmt(part['ex_nocase'])} |"
+                  for origin, part in summary["by_origin"].items()]
     if "hardness" in summary:
         lines += ["", "| hardness | EX |", "|---|---|"]
         lines += [f"| {level} | {_fmt(rate)} |" for level, rate in summary["hardness"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _origin_rate(summary: dict, origin: str) -> str:
+    part = summary.get("by_origin", {}).get(origin)
+    return _fmt(part["ex"]) if part else "n/a"
+
+
+def views_markdown(summaries: dict[str, dict], title: str = "Evaluation") -> str:
+    """One row per view (realistic first: it is the headline), split by origin."""
+    order = sorted(summaries, key=lambda view: view != "realistic")
+    lines = [f"# {title}", "",
+             "| schemas | EX strict | EX strict, wikisql rows | EX strict, named rows | EX case-insensitive "
+             "| EM (canonical) |", "|---|---|---|---|---|---|"]
+    for view in order:
+        summary = summaries[view]
+        lines.append(f"| {view} | {_fmt(summary['ex'])} | {_origin_rate(summary, 'wikisql')} | "
+                     f"{_origin_rate(summary, 'named')} | {_fmt(summary['ex_nocase'])} | "
+                     f"{_fmt(summary['em_canonical'])} |")
+    lines += ["", "`realistic`: the same rows and gold SQL with distractor columns and tables and key lines "
+              "(sqlfoundry.data.augment.REALISTIC_VIEW); `original`: the rows' own contexts, which hold exactly "
+              "the columns the gold uses. Per-view details: `<view>/summary.md`."]
     return "\n".join(lines) + "\n"
 
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from sqlfoundry.data.sources import DataError
 from sqlfoundry.evaluation.datasets import Example
-from sqlfoundry.evaluation.report import markdown, summarize
+from sqlfoundry.evaluation.report import markdown, summarize, views_markdown
 from sqlfoundry.evaluation.scoring import Limits, score_real_db, score_schema_only
+from sqlfoundry.evaluation.views import view_examples
 
 
 def predict(examples: list[Example], model, tokenizer, system_prompt: str, batch_size: int = 8,
@@ -94,7 +96,39 @@ def write_run(records: list[dict], out_dir: str | Path, title: str, settings: di
     return summary
 
 
+def run_views(examples: list[Example], views: list[str], generate=None, k: int = 3, seed: int = 0,
+              limits: Limits = Limits(), pool: list[Example] | None = None) -> dict[str, list[dict]]:
+    """Score `examples` on each view; `generate(examples)` fills the predictions of a view (None:
+    the examples already carry predictions, which only the original view can use)."""
+    records = {}
+    for view in views:
+        batch = view_examples(examples, view, pool)
+        if generate is not None:
+            generate(batch)
+        elif any(e.prediction is None for e in batch):
+            raise ValueError(f"the {view} view needs a model to generate predictions for its schemas")
+        records[view] = score_all(batch, k=k, seed=seed, limits=limits)
+    return records
+
+
+def write_views(records: dict[str, list[dict]], out_dir: str | Path, title: str, settings: dict) -> dict[str, dict]:
+    """One view: its files in `out_dir` (as write_run). Several: each in `out_dir/<view>/`, and a
+    side-by-side summary.json / summary.md in `out_dir`."""
+    if len(records) == 1:
+        [(view, rows)] = records.items()
+        return {view: write_run(rows, out_dir, title, {**settings, "view": view})}
+    out = Path(out_dir)
+    summaries = {view: write_run(rows, out / view, f"{title} ({view} schemas)", {**settings, "view": view})
+                 for view, rows in records.items()}
+    (out / "summary.json").write_text(json.dumps({"views": summaries, "settings": settings}, indent=2,
+                                                 default=str) + "\n")
+    (out / "summary.md").write_text(views_markdown(summaries, title))
+    return summaries
+
+
 def read_run(path: str | Path) -> list[dict]:
     path = Path(path)
     file = path / "predictions.jsonl" if path.is_dir() else path
+    if path.is_dir() and not file.exists() and (path / "realistic").is_dir():
+        raise DataError(f"{path} holds one run per view: pass {path / 'realistic'} or {path / 'original'}")
     return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]

@@ -1,55 +1,50 @@
-"""Batched SQL generation and robust extraction of one SQL statement from model output."""
+"""Batched SQL generation: greedy completions that stop at every end-of-turn token."""
 
 from __future__ import annotations
 
 import contextlib
-import re
 from dataclasses import dataclass
 
 import torch
+from jinja2.exceptions import TemplateError
 
 from sqlfoundry.config.schema import DEFAULT_SYSTEM_PROMPT
 from sqlfoundry.data.formatting import render_prompt
 from sqlfoundry.modeling.loading import bf16_supported
+from sqlfoundry.sql.extract import extract_sql
 
-_FENCE = re.compile(r"```[ \t]*(?:sql|sqlite)?[ \t]*\n?(.*?)(?:```|$)", re.IGNORECASE | re.DOTALL)
-# Any statement start, read-only or not: extraction must not hide a write from the validators.
-_STATEMENT_START = re.compile(
-    r"\b(SELECT|WITH|INSERT|UPDATE|DELETE|DROP|CREATE|ALTER|PRAGMA|ATTACH|DETACH|REPLACE|VACUUM)\b",
-    re.IGNORECASE,
-)
+# An assistant message no template rewrites; what a template writes after it ends the turn.
+_PROBE = "SELECT 1"
 
 
-def _cut_at_statement_end(sql: str) -> str:
-    """Text up to the first semicolon outside quotes, or up to a blank line (trailing prose)."""
-    quote = None
-    for index, char in enumerate(sql):
-        if quote:
-            if char == quote:
-                quote = None
-        elif char in "'\"`":
-            quote = char
-        elif char == ";":
-            return sql[:index]
-        elif sql.startswith("\n\n", index):
-            return sql[:index]
-    return sql
+def _end_of_turn_id(tokenizer, chat_template: str | None = None) -> int | None:
+    """The first special token the chat template writes after an assistant message's text.
 
-
-def extract_sql(text: str) -> str:
-    """One SQL statement from raw model output, or "" when there is none.
-
-    Handles code fences, leading prose ("Here is the query: SELECT ..."), trailing explanations
-    and trailing semicolons.
+    Read off the template rather than matched against known names (<|im_end|>, <|eot_id|>,
+    <end_of_turn>, <|end|>): a name list misses a custom template, and a name being in the
+    vocabulary does not mean this template ends its turns with it.
     """
-    fenced = _FENCE.search(text)
-    if fenced and _STATEMENT_START.search(fenced.group(1)):
-        text = fenced.group(1)
-    start = _STATEMENT_START.search(text)
-    if not start:
-        return ""
-    sql = _cut_at_statement_end(text[start.start():])
-    return " ".join(sql.split())
+    messages = [{"role": "user", "content": "question"}, {"role": "assistant", "content": _PROBE}]
+    try:
+        rendered = tokenizer.apply_chat_template(messages, tokenize=False, chat_template=chat_template)
+    except (TemplateError, ValueError):  # a template that insists on other turns: eos ids still stop
+        return None
+    if _PROBE not in rendered:
+        return None
+    tail = rendered[rendered.rindex(_PROBE) + len(_PROBE):]
+    special = {token_id for token_id, token in tokenizer.added_tokens_decoder.items() if token.special}
+    return next((t for t in tokenizer(tail, add_special_tokens=False)["input_ids"] if t in special), None)
+
+
+def stop_token_ids(model, tokenizer, chat_templates=(None,)) -> list[int]:
+    """Every token that ends a completion: the model's generation config eos id(s), the tokenizer's
+    eos and the end of turn of each chat template the prompts were rendered with (None: the
+    tokenizer's own). Qwen-style bases end chat turns with <|im_end|> but name <|endoftext|> as eos;
+    stopping at eos alone runs each row to max_new_tokens."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = [*(configured if isinstance(configured, list) else [configured]), tokenizer.eos_token_id,
+           *(_end_of_turn_id(tokenizer, template) for template in set(chat_templates))]
+    return sorted({int(token_id) for token_id in ids if token_id is not None})
 
 
 @dataclass
@@ -74,15 +69,18 @@ def generate_batch(
     prompts: list[str],
     max_new_tokens: int | list[int] = 128,
     adapter_names: list[str] | None = None,
+    chat_templates=(None,),
 ) -> list[Generation]:
-    """Greedy completions of one batch of rendered prompts, left-padded; stops at EOS.
+    """Greedy completions of one batch of rendered prompts, left-padded; stops at `stop_token_ids`.
 
     `max_new_tokens` may differ per row: the batch runs to the largest and each row is cut to its
     own limit (greedy decoding makes that identical to running the row alone). `adapter_names`
-    picks a peft adapter per row ("__base__" for none), so one batch can mix adapters.
+    picks a peft adapter per row ("__base__" for none), so one batch can mix adapters;
+    `chat_templates` are the templates the prompts were rendered with (None: the tokenizer's).
     """
     limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
     device = str(next(model.parameters()).device)
+    stops = stop_token_ids(model, tokenizer, chat_templates)
     was_training = model.training
     model.eval()
     padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
@@ -96,22 +94,24 @@ def generate_batch(
                 max_new_tokens=max(limits),
                 do_sample=False,
                 pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
+                eos_token_id=stops,
             )
     finally:
         tokenizer.padding_side = padding_side
         model.train(was_training)
     results = []
+    stop_ids = torch.tensor(stops, device=output.device)
     for row, completion in enumerate(output[:, batch["input_ids"].shape[1]:]):
         completion = completion[:limits[row]]
-        ended = (completion == tokenizer.eos_token_id).nonzero()
-        length = int(ended[0]) + 1 if len(ended) else len(completion)
-        text = tokenizer.decode(completion[:length], skip_special_tokens=True)
+        ended = torch.isin(completion, stop_ids).nonzero()
+        stop = int(ended[0]) if len(ended) else None
+        # Decoded without the stop token: an eos of the generation config need not be a special token.
+        text = tokenizer.decode(completion[:stop], skip_special_tokens=True)
         results.append(Generation(
             sql=extract_sql(text),
             text=text,
             prompt_tokens=int(batch["attention_mask"][row].sum()),
-            completion_tokens=length,
+            completion_tokens=stop + 1 if stop is not None else len(completion),
         ))
     return results
 

@@ -154,22 +154,35 @@ def write_adapter_meta(adapter_dir, model_cfg: ModelConfig, quant_cfg: Quantizat
     (Path(adapter_dir) / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def load_for_inference(adapter_dir: str | None = None, base_model: str | None = None, device: str | None = None):
-    """(model, tokenizer, system_prompt) for generation: a trained adapter on its base, or a bare base model."""
+def load_for_inference(adapter_dir: str | None = None, base_model: str | None = None, device: str | None = None,
+                       trust_remote_code: bool = False):
+    """(model, tokenizer, system_prompt) for generation: a trained adapter on its base, or a bare base model.
+
+    `trust_remote_code` is the operator's decision (a CLI flag or a config they wrote), never the
+    adapter's: an adapter folder may come from a registry anyone with write access filled, so one
+    whose metadata asks for remote code is refused unless the operator allowed it.
+    """
     import json
     from pathlib import Path
 
     from sqlfoundry.config.schema import DEFAULT_SYSTEM_PROMPT
 
     if adapter_dir is None:
-        model_cfg = ModelConfig(name_or_path=base_model or ModelConfig().name_or_path)
+        model_cfg = ModelConfig(name_or_path=base_model or ModelConfig().name_or_path,
+                                trust_remote_code=trust_remote_code)
         model = load_model(model_cfg, QuantizationConfig(), device)
         return model.eval(), load_tokenizer(model_cfg), DEFAULT_SYSTEM_PROMPT
     meta_path = Path(adapter_dir) / ADAPTER_META
     if not meta_path.is_file():
         raise FileNotFoundError(f"{adapter_dir} is not a sqlfoundry adapter folder (no {ADAPTER_META})")
     meta = json.loads(meta_path.read_text())
-    model_cfg = ModelConfig.model_validate(meta["model"])
+    if meta["model"].get("trust_remote_code") and not trust_remote_code:
+        from sqlfoundry.config.loader import ConfigError
+
+        raise ConfigError(f"{adapter_dir}: the adapter's base model {meta['model'].get('name_or_path')!r} needs "
+                              "trust_remote_code, which only the operator may grant: rerun with "
+                              "--trust-remote-code if you trust that model's code")
+    model_cfg = ModelConfig.model_validate({**meta["model"], "trust_remote_code": trust_remote_code})
     if base_model:
         model_cfg.name_or_path = base_model
     from peft import PeftModel

@@ -82,6 +82,21 @@ class ApiError(Exception):
         self.status, self.message, self.param, self.kind, self.headers = status, message, param, kind, headers
 
 
+def adapter_for_model(model: str, model_id: str) -> str | None:
+    """The adapter ref in a chat request's `model` (`<model_id>` or `<model_id>:<adapter ref>`),
+    checked here so a bad one is answered before it reaches a batch."""
+    base, sep, adapter = model.partition(":")
+    if base != model_id or (sep and not adapter):
+        raise ApiError(404, f"unknown model {model!r}; GET /v1/models lists what this endpoint serves",
+                       "model", kind="not_found_error")
+    if adapter:
+        try:
+            AdapterRef.parse(adapter)
+        except RegistryError as err:
+            raise ApiError(422, f"model: the adapter part of {model!r} is not a valid ref: {err}", "model") from None
+    return adapter or None
+
+
 def chat_to_sql_request(body: ChatBody) -> tuple[str, str]:
     """(schema, question) from chat messages: the schema is the system message, as in training
     (either bare CREATE TABLE statements or the whole training system prompt), the question the

@@ -9,29 +9,32 @@ Two deployments, because they scale on different things:
 
 # No `from __future__ import annotations`: FastAPI must see the real body types on the routes.
 import asyncio
-import hmac
 import logging
 import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve.exceptions import BackPressureError
 from ray.serve.metrics import Counter, Histogram
 
 from sqlfoundry.sql.schema import SchemaError, parse_schema
-from sqlfoundry.serving.api import ApiError, ChatBody, SqlBody, chat_to_sql_request, finish_sql
-from sqlfoundry.serving.config import ServeConfig, parse_serve_config
+from sqlfoundry.serving.api import ApiError, ChatBody, SqlBody, adapter_for_model, chat_to_sql_request, finish_sql
+from sqlfoundry.serving.config import ServeConfig, api_keys_for, parse_serve_config
+from sqlfoundry.serving.guard import RequestGuard, error_response
 from sqlfoundry.storage.registry import Registry
 
 # Serve routes the "ray.serve" logger of a replica to its log files, with the request id.
 log = logging.getLogger("ray.serve")
 
-ERROR_STATUS = {"unknown_adapter": 404, "adapter_mismatch": 409, "adapter_unavailable": 502}
+# Engine error kinds (serving/adapters.py) -> (status, OpenAI error type). Storage failures are 503:
+# the adapter may be fine and the same request may pass once the storage answers again.
+ERROR_STATUS = {"unknown_adapter": (404, "not_found_error"), "adapter_mismatch": (409, "adapter_error"),
+                "adapter_invalid": (502, "adapter_error"), "adapter_unavailable": (503, "adapter_error"),
+                "generation_failed": (500, "server_error")}
 
 
 @serve.deployment(name="SQLModel", max_ongoing_requests=32, max_queued_requests=64)
@@ -73,39 +76,23 @@ class SQLModel:
 app = FastAPI(title="sqlfoundry", description="Text-to-SQL: {schema, question} -> one read-only SQL query.")
 
 
-def _error_response(request_id: str, err: ApiError) -> JSONResponse:
-    body = {"error": {"message": err.message, "type": err.kind, "param": err.param, "code": err.status},
-            "request_id": request_id}
-    return JSONResponse(body, status_code=err.status, headers=err.headers)
-
-
-def _request_id(request: Request) -> str:
+def _request_id(headers) -> str:
     try:
         from ray.serve.context import _get_serve_request_context
 
         return _get_serve_request_context().request_id or uuid.uuid4().hex
     except Exception:  # outside a Serve request (unit use)
-        return request.headers.get("x-request-id") or uuid.uuid4().hex
+        return headers.get("x-request-id") or uuid.uuid4().hex
 
 
-@app.middleware("http")
-async def _limits_and_ids(request: Request, call_next):
-    """Bodies over the limit refused before they are parsed. (Serve's proxy puts the request id in
-    the X-Request-Id response header; error bodies carry it too.)"""
-    request.state.request_id = _request_id(request)
-    limit = request.app.state.max_body_bytes
-    declared = request.headers.get("content-length")
-    too_big = (declared is not None and declared.isdigit() and int(declared) > limit) or (
-        declared is None and request.method == "POST" and len(await request.body()) > limit)
-    if too_big:
-        return _error_response(request.state.request_id, ApiError(
-            413, f"request body is larger than {limit} bytes (limits.max_body_bytes)", "body"))
-    return await call_next(request)
+# API key and body limit before FastAPI reads the body. (Serve's proxy puts the request id in the
+# X-Request-Id response header; error bodies carry it too.)
+app.add_middleware(RequestGuard, request_id=_request_id)
 
 
 @app.exception_handler(ApiError)
 async def _api_error(request: Request, err: ApiError):
-    return _error_response(request.state.request_id, err)
+    return error_response(request.state.request_id, err)
 
 
 @app.exception_handler(RequestValidationError)
@@ -113,18 +100,15 @@ async def _validation_error(request: Request, err: RequestValidationError):
     first = err.errors()[0]
     field = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
     if first["type"] == "json_invalid":
-        return _error_response(request.state.request_id, ApiError(400, f"malformed JSON: {first['msg']}", "body"))
-    return _error_response(request.state.request_id, ApiError(422, f"{field}: {first['msg']}", field))
+        return error_response(request.state.request_id, ApiError(400, f"malformed JSON: {first['msg']}", "body"))
+    return error_response(request.state.request_id, ApiError(422, f"{field}: {first['msg']}", field))
 
 
-def _require_key(request: Request) -> None:
-    keys = request.app.state.api_keys
-    if not keys:
-        return
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not any(hmac.compare_digest(token.encode(), k.encode()) for k in keys):
-        raise ApiError(401, "missing or wrong API key: send Authorization: Bearer <key>", "authorization",
-                       kind="authentication_error", headers={"WWW-Authenticate": "Bearer"})
+def _http_host() -> str:
+    """The host Serve's proxies bind (http_options.host), from the Serve controller."""
+    from ray.serve.context import _get_global_client
+
+    return _get_global_client().http_config.host
 
 
 @serve.deployment(name="SQLIngress", max_ongoing_requests=512)
@@ -134,8 +118,8 @@ class SQLIngress:
         self.model = model
         self.config: ServeConfig = parse_serve_config(config)
         self.registry = Registry(self.config.registry) if self.config.registry else None
-        keys = os.environ.get("SQLFOUNDRY_API_KEYS", "")
-        app.state.api_keys = [k.strip() for k in keys.split(",") if k.strip()]
+        # Refuses to start on a non-loopback host without keys (unless args.allow_unauthenticated).
+        app.state.api_keys = api_keys_for(_http_host(), self.config, os.environ)
         app.state.max_body_bytes = self.config.limits.max_body_bytes
         self.requests = Counter("sqlfoundry_requests", description="HTTP requests by route and status",
                                 tag_keys=("route", "status"))
@@ -149,7 +133,7 @@ class SQLIngress:
     async def healthz(self) -> dict:
         return {"status": "ok", "model": self.config.model_id}
 
-    @app.get("/v1/models", dependencies=[Depends(_require_key)])
+    @app.get("/v1/models")
     async def models(self) -> dict:
         base = self.config.model_id
         ids = [base]
@@ -159,16 +143,16 @@ class SQLIngress:
                 ids.extend(f"{base}:{name}@{alias}" for alias in sorted(self.registry.aliases(name)))
         return {"object": "list", "data": [{"id": i, "object": "model", "owned_by": "sqlfoundry"} for i in ids]}
 
-    @app.post("/v1/sql", dependencies=[Depends(_require_key)])
+    @app.post("/v1/sql")
     async def sql(self, body: SqlBody, request: Request) -> dict:
         return await self._timed("/v1/sql", request, self._answer(
             body.schema_, body.question, body.dialect, body.adapter, body.max_new_tokens, request))
 
-    @app.post("/v1/chat/completions", dependencies=[Depends(_require_key)])
+    @app.post("/v1/chat/completions")
     async def chat(self, body: ChatBody, request: Request) -> dict:
         async def run():
             schema, question = chat_to_sql_request(body)
-            adapter = self._adapter_for_model(body.model)
+            adapter = adapter_for_model(body.model, self.config.model_id)
             answer = await self._answer(schema, question, body.dialect, adapter,
                                         body.max_completion_tokens or body.max_tokens, request)
             return {
@@ -181,13 +165,6 @@ class SQLIngress:
                 "sqlfoundry": {k: answer[k] for k in ("valid", "error", "dialect", "adapter", "latency_ms")},
             }
         return await self._timed("/v1/chat/completions", request, run())
-
-    def _adapter_for_model(self, model: str) -> str | None:
-        base, sep, adapter = model.partition(":")
-        if base != self.config.model_id or (sep and not adapter):
-            raise ApiError(404, f"unknown model {model!r}; GET /v1/models lists what this endpoint serves",
-                           "model", kind="not_found_error")
-        return adapter or None
 
     async def _timed(self, route: str, request: Request, work) -> dict:
         started, status = time.perf_counter(), 200
@@ -233,8 +210,8 @@ class SQLIngress:
             raise ApiError(503, "the model is at capacity; retry shortly", kind="overloaded_error",
                            headers={"Retry-After": "1"}) from None
         if result["error"]:
-            raise ApiError(ERROR_STATUS[result["error"]], result["detail"], "adapter",
-                           kind="not_found_error" if result["error"] == "unknown_adapter" else "adapter_error")
+            status, kind = ERROR_STATUS[result["error"]]
+            raise ApiError(status, result["detail"], None if status == 500 else "adapter", kind=kind)
         sql, valid, error = finish_sql(result["sql"], tables, dialect)
         return {
             "sql": sql, "dialect": dialect, "valid": valid, "error": error, "adapter": result["adapter"],

@@ -7,6 +7,9 @@ model, where adapters come from, how requests are batched and what input is acce
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Mapping
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sqlfoundry.config.loader import ConfigError, format_validation_error
@@ -46,15 +49,42 @@ class ServeConfig(_Section):
     max_loaded_adapters: int = Field(4, ge=1, le=64)  # LRU per replica
     # A name or name@alias is resolved again after this long: how fast a promotion reaches replicas.
     alias_refresh_s: float = Field(10.0, ge=0)
+    # An adapter ref the registry does not know is answered 404 from memory for this long, so a
+    # client repeating it costs one storage LIST per replica per period, not one per request.
+    negative_cache_s: float = Field(5.0, ge=0, le=300)
     adapter_cache_dir: str | None = None  # default: $SQLFOUNDRY_CACHE/serve-adapters
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     # Schema and question text stay out of logs unless asked (they may be customer data).
     log_text: bool = False
+    # Serve without API keys on a host other than loopback (only behind a gateway that authenticates).
+    allow_unauthenticated: bool = False
 
 
 class ServeConfigError(ConfigError):
     """Bad serving args; the message names the field."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: assume it is reachable from the network
+        return False
+
+
+def api_keys_for(host: str, config: ServeConfig, environ: Mapping[str, str]) -> list[str]:
+    """The API keys from SQLFOUNDRY_API_KEYS (comma-separated) in the ingress's environment.
+    Refuses to serve a non-loopback `host` without keys unless the args allow it."""
+    keys = [key.strip() for key in environ.get("SQLFOUNDRY_API_KEYS", "").split(",") if key.strip()]
+    if not keys and not is_loopback(host) and not config.allow_unauthenticated:
+        raise ServeConfigError(
+            f"http_options.host is {host!r}, reachable from the network, but SQLFOUNDRY_API_KEYS is not set: "
+            "set SQLFOUNDRY_API_KEYS=key1,key2 in the ingress environment (the nodes' environment or "
+            "deployments[SQLIngress].ray_actor_options.runtime_env.env_vars), or bind http_options.host: "
+            "127.0.0.1, or set args.allow_unauthenticated: true if a gateway in front authenticates")
+    return keys
 
 
 def parse_serve_config(args: dict | None) -> ServeConfig:

@@ -3,6 +3,7 @@ serving core is testable anywhere; serving/app.py puts it behind Ray Serve."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from sqlfoundry.modeling.generation import generate_batch
 from sqlfoundry.modeling.loading import load_model, load_tokenizer
 from sqlfoundry.serving.adapters import BASE, AdapterError, AdapterPool
 from sqlfoundry.serving.config import ServeConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,7 +33,7 @@ class SqlResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     adapter: str | None = None  # the name@version that answered
-    error: str | None = None  # an AdapterError kind
+    error: str | None = None  # an AdapterError kind, or generation_failed
     detail: str = ""
 
     def to_dict(self) -> dict:
@@ -48,43 +51,61 @@ class SqlEngine:
             max_loaded=config.max_loaded_adapters,
             refresh_s=config.alias_refresh_s,
             cache_dir=Path(config.adapter_cache_dir) if config.adapter_cache_dir else cache_dir() / "serve-adapters",
+            negative_ttl_s=config.negative_cache_s,
         )
 
     def generate(self, requests: list[SqlRequest]) -> list[SqlResult]:
-        """Answer a batch; a row whose adapter cannot be served gets an error and the rest still run."""
+        """Answer a batch. A row whose adapter cannot be served gets that error and the rest still
+        run; if generating the batch itself fails, every row in it gets generation_failed."""
         results = [SqlResult() for _ in requests]
         keys: list[str | None] = []
         for request, result in zip(requests, results):
             key = None
             if request.adapter:
                 try:
-                    key = self.adapters.resolve(request.adapter)
+                    key = self.adapters.resolve(request.adapter)  # raises only AdapterError
                 except AdapterError as err:
                     result.error, result.detail = err.kind, err.detail
             keys.append(key)
         self.model, load_errors = self.adapters.ensure_loaded(self.model, {k for k in keys if k})
-        rows = []
+        rows, prompts, names, templates = [], [], [], set()
         for index, key in enumerate(keys):
+            result = results[index]
             if key in load_errors:
-                results[index].error, results[index].detail = load_errors[key].kind, load_errors[key].detail
-            if results[index].error is None:
-                rows.append(index)
+                result.error, result.detail = load_errors[key].kind, load_errors[key].detail
+            if result.error is not None:
+                continue
+            adapter = self.adapters.loaded.get(key) if key else None
+            try:
+                prompts.append(render_prompt(
+                    self.tokenizer, requests[index].schema, requests[index].question,
+                    adapter.system_prompt if adapter else DEFAULT_SYSTEM_PROMPT,
+                    adapter.chat_template if adapter else None,
+                ))
+            except Exception as err:  # an adapter's chat template that does not render
+                result.error = "adapter_invalid" if adapter else "generation_failed"
+                result.detail = (f"{f'adapter {key}: ' if adapter else ''}cannot render the prompt with the "
+                                 f"chat template: {type(err).__name__}: {str(err)[:300]}")
+                continue
+            rows.append(index)
+            names.append(adapter.peft_name if adapter else BASE)
+            templates.add(adapter.chat_template if adapter else None)
         if not rows:
             return results
-        prompts, names = [], []
-        for index in rows:
-            adapter = self.adapters.loaded.get(keys[index]) if keys[index] else None
-            prompts.append(render_prompt(
-                self.tokenizer, requests[index].schema, requests[index].question,
-                adapter.system_prompt if adapter else DEFAULT_SYSTEM_PROMPT,
-                adapter.chat_template if adapter else None,
-            ))
-            names.append(adapter.peft_name if adapter else BASE)
-        generations = generate_batch(
-            self.model, self.tokenizer, prompts,
-            max_new_tokens=[requests[index].max_new_tokens for index in rows],
-            adapter_names=names if self.adapters.loaded else None,
-        )
+        try:
+            generations = generate_batch(
+                self.model, self.tokenizer, prompts,
+                max_new_tokens=[requests[index].max_new_tokens for index in rows],
+                adapter_names=names if self.adapters.loaded else None,
+                chat_templates=templates,  # each template's end-of-turn token stops generation
+            )
+        except Exception as err:
+            log.exception("generation failed for a batch of %d rows", len(rows))
+            for index in rows:
+                results[index].error = "generation_failed"
+                # The message stays in the replica log: it may name files or memory of this host.
+                results[index].detail = f"generation failed on the model replica ({type(err).__name__})"
+            return results
         for index, generation in zip(rows, generations):
             result = results[index]
             result.sql, result.text = generation.sql, generation.text

@@ -9,6 +9,7 @@ comparisons ignore letter case (the "case-insensitive EX" beside the strict one)
 
 from __future__ import annotations
 
+import functools
 import random
 import sqlite3
 from collections import defaultdict
@@ -25,6 +26,7 @@ _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like, exp
 _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet")
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of distinct types, built by sqlglot per column otherwise
 def sqlite_affinity(sql_type: str) -> str:
     """Map a DDL type (through sqlglot's type classes) to sqlite's INTEGER / REAL / TEXT."""
     if not sql_type:

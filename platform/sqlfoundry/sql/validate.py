@@ -1,7 +1,8 @@
 """Static checks of one SQL statement: parses, is a single read-only query, names real tables/columns.
 
 Used by evaluation (a failed prediction gets a reason) and by serving (`valid`). The read-only check
-is an allow-list of statement types, so anything sqlglot does not recognize as a query fails.
+is an allow-list of statement types, so anything sqlglot does not recognize as a query fails, and
+of functions (`sql.functions`), so a query that sleeps, loads code or reads files fails too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from sqlfoundry.sql.functions import unsafe_function
 from sqlfoundry.sql.schema import Table
 
 # sqlglot warns on every statement it falls back to parsing as a Command; we report those ourselves.
@@ -26,7 +28,8 @@ WRITE_NODES = (exp.Insert, exp.Update, exp.Delete, exp.Drop, exp.Create, exp.Alt
 @dataclass(frozen=True)
 class SqlCheck:
     ok: bool
-    reason: str | None = None  # no_sql | parse_error | not_read_only | unknown_table | unknown_column
+    # no_sql | parse_error | not_read_only | unsafe_function | unknown_table | unknown_column
+    reason: str | None = None
     detail: str = ""
     tree: exp.Expression | None = None
 
@@ -53,6 +56,18 @@ def check_read_only(sql: str, dialect: str = "sqlite") -> SqlCheck:
     writer = tree.find(*WRITE_NODES)
     if writer is not None:
         return SqlCheck(False, "not_read_only", f"contains {type(writer).__name__.upper()}")
+    # FOR UPDATE/SHARE takes row locks and SELECT ... INTO stores the result: a SELECT that writes.
+    lock = tree.find(exp.Lock)
+    if lock is not None:  # spelled as postgres does: sqlite's and sqlglot's default generators drop it
+        return SqlCheck(False, "not_read_only", f"locking clause {lock.sql(dialect='postgres').strip()}")
+    into = tree.find(exp.Into)
+    if into is not None:
+        target = into.this.sql(dialect=dialect)
+        return SqlCheck(False, "not_read_only", f"SELECT ... INTO {target} stores the result")
+    for func in tree.find_all(exp.Func):
+        problem = unsafe_function(func, dialect)
+        if problem is not None:
+            return SqlCheck(False, "unsafe_function", problem)
     return parsed
 
 

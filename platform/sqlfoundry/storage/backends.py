@@ -7,6 +7,7 @@ S3-compatible store), never from sqlfoundry config, so secrets are never logged 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -27,13 +28,34 @@ class StorageError(RuntimeError):
     """A storage location that cannot be used, with what to fix in the message."""
 
 
+_S3_FIXES = {
+    "AccessDenied": "the credentials lack permission for this key: check the IAM policy / bucket policy",
+    "InvalidAccessKeyId": "the AWS access key is unknown: check AWS_ACCESS_KEY_ID or AWS_PROFILE",
+    "SignatureDoesNotMatch": "the AWS secret key is wrong: check AWS_SECRET_ACCESS_KEY",
+    "NoSuchBucket": "the bucket does not exist: create it or fix the registry URI",
+    "SlowDown": "S3 is throttling requests: retry later or spread the load",
+    "Throttling": "S3 is throttling requests: retry later or spread the load",
+    "RequestTimeout": "the request timed out: retry",
+    "InternalError": "S3 had an internal error: retry",
+    "ServiceUnavailable": "S3 is unavailable: retry later",
+    "403": "access denied: check the credentials and the bucket policy",
+    "404": "not found: check the registry URI",
+}
+
+
 class LocalStore:
     def __init__(self, root: str):
         self.root = Path(root).expanduser()
         self.uri = str(self.root)
 
     def _path(self, key: str) -> Path:
-        return self.root / key
+        """The file for `key`; a key that would leave the root ('..', absolute) is refused."""
+        path = self.root / key
+        root = self.root.resolve()
+        resolved = path.resolve()
+        if Path(key).is_absolute() or (resolved != root and root not in resolved.parents):
+            raise StorageError(f"{self.root}: key {key!r} points outside the storage folder")
+        return path
 
     def check(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -87,6 +109,24 @@ class S3Store:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    @contextlib.contextmanager
+    def _call(self, action: str, key: str):
+        """botocore errors as StorageError naming the bucket, the key and what to fix."""
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        where = f"s3://{self.bucket}/{self._key(key)}"
+        try:
+            yield
+        except NoCredentialsError:
+            raise StorageError(f"{action} {where}: no AWS credentials found (set AWS_ACCESS_KEY_ID/"
+                               "AWS_SECRET_ACCESS_KEY or AWS_PROFILE)") from None
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "") or str(err)
+            raise StorageError(f"{action} {where}: {code} ({_S3_FIXES.get(code, 'see the S3 error code')})") from None
+        except BotoCoreError as err:
+            raise StorageError(f"{action} {where}: cannot reach S3 ({type(err).__name__}); check AWS_ENDPOINT_URL "
+                               "and the network, then retry") from None
+
     def check(self) -> None:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -107,35 +147,41 @@ class S3Store:
             raise StorageError(f"{self.uri}: cannot reach S3 ({err})") from None
 
     def put_file(self, source: Path, key: str) -> None:
-        self.client.upload_file(str(source), self.bucket, self._key(key))
+        with self._call("upload", key):
+            self.client.upload_file(str(source), self.bucket, self._key(key))
 
     def put_bytes(self, data: bytes, key: str) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)  # atomic in S3
+        with self._call("write", key):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)  # atomic in S3
 
     def get_file(self, key: str, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
-        self.client.download_file(self.bucket, self._key(key), str(target))
+        with self._call("download", key):
+            self.client.download_file(self.bucket, self._key(key), str(target))
 
     def get_bytes(self, key: str) -> bytes | None:
         from botocore.exceptions import ClientError
 
-        try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None
-            raise
+        with self._call("read", key):
+            try:
+                return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            except ClientError as err:
+                if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    return None
+                raise
 
     def list(self, prefix: str) -> list[str]:
         keys = []
         strip = len(self.prefix) + 1 if self.prefix else 0
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
-                                                                          Prefix=self._key(prefix)):
-            keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
+        with self._call("list", prefix):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                              Prefix=self._key(prefix)):
+                keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
         return sorted(keys)
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        with self._call("delete", key):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
 
 def open_store(uri: str) -> LocalStore | S3Store:

@@ -19,6 +19,7 @@ from sqlfoundry.config.loader import ConfigError
 from sqlfoundry.config.schema import RunConfig
 from sqlfoundry.storage.backends import absolute_local_path
 from sqlfoundry.training.recipe import TrainResult, check_runtime
+from sqlfoundry.training.resume import ResumeMode, prepare_run_state
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,15 @@ def _worker(loop_config: dict) -> None:
     config = RunConfig.model_validate(loop_config["config"])
     checkpoint = ray.train.get_checkpoint()
     threads = max(1, int(config.ray.resources_per_worker.get("CPU", 1)))
+    common = {"extra_callbacks": [RayTrainReportCallback()], "threads": threads,
+              "resumed_with_changes": loop_config.get("resumed_with_changes")}
     if checkpoint is None:
-        train(config, extra_callbacks=[RayTrainReportCallback()], threads=threads)
+        train(config, **common)
         return
     with checkpoint.as_directory() as folder:
         hf_checkpoint = Path(folder) / RayTrainReportCallback.CHECKPOINT_NAME
         log.info("resuming from %s", hf_checkpoint)
-        train(config, resume_from_checkpoint=str(hf_checkpoint), extra_callbacks=[RayTrainReportCallback()],
-              threads=threads)
+        train(config, resume_from_checkpoint=str(hf_checkpoint), **common)
 
 
 def storage_for_ray(storage_path: str):
@@ -107,7 +109,9 @@ def check_fits(per_unit: dict[str, float], units: int, setting: str, fix: str) -
                               f"{total.get(resource, 0):g}; {fix}")
 
 
-def train_with_ray(config: RunConfig) -> TrainResult:
+def train_with_ray(config: RunConfig, resume: ResumeMode = "check") -> TrainResult:
+    """`resume`: "check" refuses a rerun of a run name whose config changed (training/resume.py),
+    "fresh" deletes the earlier run's state first, "anyway" resumes with the new config."""
     from ray.train import CheckpointConfig, FailureConfig
     from ray.train import RunConfig as RayRunConfig
     from ray.train import ScalingConfig
@@ -124,6 +128,7 @@ def train_with_ray(config: RunConfig) -> TrainResult:
                "lower ray.num_workers or resources_per_worker, or add nodes")
     config = with_absolute_paths(config)
     run_name = config.ray.run_name or Path(config.output.dir).name
+    resumed_with_changes = prepare_run_state(config, run_name, resume)
     scaling = ScalingConfig(
         num_workers=config.ray.num_workers,
         use_gpu=config.ray.use_gpu,
@@ -132,7 +137,7 @@ def train_with_ray(config: RunConfig) -> TrainResult:
     )
     trainer = TorchTrainer(
         _worker,
-        train_loop_config={"config": config.model_dump(mode="json")},
+        train_loop_config={"config": config.model_dump(mode="json"), "resumed_with_changes": resumed_with_changes},
         scaling_config=scaling,
         run_config=RayRunConfig(
             name=run_name,

@@ -142,6 +142,30 @@ def _datasets(prepared: PreparedData, system_prompt: str):
     return build(prepared.train), build(prepared.eval)
 
 
+def drop_too_long(prepared: PreparedData, tokenizer, system_prompt: str, max_length: int) -> None:
+    """Drop (and count) rows whose prompt + SQL exceed max_length tokens. TRL would truncate them,
+    and a truncated row teaches the model to stop mid-query: wide schemas make such rows common."""
+    def fits(row) -> bool:
+        example = training_example(row, system_prompt)
+        ids = tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True,
+                                            return_dict=True)["input_ids"]
+        return len(ids) <= max_length
+
+    for split in ("train", "eval"):
+        rows = getattr(prepared, split)
+        kept = [row for row in rows if fits(row)]
+        if len(kept) < len(rows):
+            key = f"too_long_{split}"
+            prepared.report.dropped[key] = prepared.report.dropped.get(key, 0) + len(rows) - len(kept)
+            log.warning("dropped %d %s rows longer than training.max_length=%d tokens", len(rows) - len(kept),
+                        split, max_length)
+        setattr(prepared, split, kept)
+    if not prepared.train or not prepared.eval:
+        raise ConfigError(f"training.max_length={max_length}: no {'train' if not prepared.train else 'eval'} row fits; "
+                          "raise training.max_length or use narrower schemas")
+    prepared.report.train_rows, prepared.report.eval_rows = len(prepared.train), len(prepared.eval)
+
+
 def _write_json(path: Path, payload) -> None:
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
@@ -182,13 +206,19 @@ def push_adapter(config: RunConfig, adapter_dir: Path, metrics: dict, data_repor
     return version
 
 
-def _checkpoint_step(checkpoint: str | bool | None) -> int | None:
+def _checkpoint_state(checkpoint: str | bool | None) -> tuple[int | None, int]:
+    """(global step, input tokens seen) of a checkpoint to resume from; (None, 0) for none."""
     state = Path(str(checkpoint)) / "trainer_state.json" if isinstance(checkpoint, str) else None
-    return json.loads(state.read_text())["global_step"] if state and state.is_file() else None
+    if not (state and state.is_file()):
+        return None, 0
+    saved = json.loads(state.read_text())
+    return saved["global_step"], int(saved.get("num_input_tokens_seen") or 0)
 
 
 def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None, extra_callbacks=(),
-          threads: int | None = None) -> TrainResult:
+          threads: int | None = None, resumed_with_changes: dict | None = None) -> TrainResult:
+    """`resumed_with_changes`: the earlier config and the differing keys when a run was resumed
+    anyway with another config (training/resume.py); recorded in the pushed manifest."""
     from transformers import EarlyStoppingCallback, set_seed
     from trl import SFTTrainer
 
@@ -203,12 +233,13 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
 
     # Data: validated, deduplicated, decontaminated, split; the report says what was dropped.
     prepared = prepare_data(config.data, progress=is_main_process())
+    tokenizer = load_tokenizer(config.model)
+    drop_too_long(prepared, tokenizer, config.data.system_prompt, config.training.max_length)
     if is_main_process():
         _write_json(out / "data_report.json", prepared.report.to_dict())
     train_ds, eval_ds = _datasets(prepared, config.data.system_prompt)
 
     # Model: base (optionally NF4), LoRA, LoRA+ optimizer, NEFTune.
-    tokenizer = load_tokenizer(config.model)
     model = load_model(config.model, config.quantization, device)
     model.config.use_cache = False  # a KV cache would also disable packed-sequence isolation
     model = apply_lora(model, config.lora, config.training.gradient_checkpointing)
@@ -237,7 +268,7 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
              len(eval_ds), effective_batch, trainer.args.per_device_train_batch_size, trainer.args.world_size,
              trainer.args.gradient_accumulation_steps, use_bf16, trainer.args.packing, device)
     # read before training: Ray may delete the checkpoint folder once newer ones exist
-    resumed_from_step = _checkpoint_step(resume_from_checkpoint)
+    resumed_from_step, tokens_before_resume = _checkpoint_state(resume_from_checkpoint)
     train_output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     if neftune:
         neftune.detach()
@@ -245,7 +276,7 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
     adapter_dir = out / ADAPTER_DIR
     metrics = train_output.metrics
     runtime = metrics.get("train_runtime")
-    tokens = trainer.state.num_input_tokens_seen
+    tokens = trainer.state.num_input_tokens_seen - tokens_before_resume  # train_runtime covers this run only
     result = TrainResult(
         output_dir=str(out),
         adapter_dir=str(adapter_dir),
@@ -283,6 +314,6 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
         result.pushed_version = push_adapter(config, adapter_dir, {
             "train_loss": result.train_loss, "eval_loss": result.eval_loss,
             "generation_exact_match": result.generation_exact_match, "global_step": result.global_step,
-        }, result.data_report)
+        }, result.data_report, {"resumed_from_step": resumed_from_step, "resumed_with_changes": resumed_with_changes})
     _write_json(out / "result.json", result.to_dict())
     return result

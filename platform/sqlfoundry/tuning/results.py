@@ -7,15 +7,19 @@ import json
 import math
 from pathlib import Path
 
-COLUMNS = ["trial_id", "params", "best_eval_loss", "execution_accuracy", "steps_done", "tokens_per_second",
-           "wall_time_s", "stopped_early", "status", "checkpoint_path"]
+COLUMNS = ["trial_id", "params", "best_eval_loss", "execution_accuracy", "final_metric", "steps_done",
+           "tokens_per_second", "wall_time_s", "stopped_early", "status", "checkpoint_path"]
+# What a search ranks by: the metric of a completed trial's final report, measured after training on
+# exactly the weights that trial reports as its checkpoint (the adapter that is shipped). The best
+# point of a curve would name a checkpoint that is not the one shipped.
+RANKED_BY = "final evaluation of the shipped adapter"
 
 
 def _clean(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def trial_rows(result_grid, search_keys: list[str]) -> tuple[list[dict], dict[str, list[dict]]]:
+def trial_rows(result_grid, search_keys: list[str], metric: str = "eval_loss") -> tuple[list[dict], dict[str, list[dict]]]:
     """(rows, curves): a summary per trial and its reported (step, eval_loss, EX) history."""
     rows, curves = [], {}
     for result in result_grid:
@@ -34,6 +38,7 @@ def trial_rows(result_grid, search_keys: list[str]) -> tuple[list[dict], dict[st
             "params": {key: (result.config or {}).get(key) for key in search_keys},
             "best_eval_loss": min(losses) if losses else None,
             "execution_accuracy": max(accuracies) if accuracies else None,
+            "final_metric": _clean(final.get(metric)) if status == "completed" else None,
             "steps_done": max((c["step"] for c in curves[trial_id]), default=0),
             "tokens_per_second": _clean(final.get("tokens_per_second")),
             "wall_time_s": _clean(final.get("time_total_s")),
@@ -47,23 +52,22 @@ def trial_rows(result_grid, search_keys: list[str]) -> tuple[list[dict], dict[st
 
 
 def best_row(rows: list[dict], metric: str) -> dict | None:
-    """The completed trial with the best metric (its last checkpoint is the finished adapter)."""
-    key = "best_eval_loss" if metric == "eval_loss" else "execution_accuracy"
-    done = [r for r in rows if r["status"] == "completed" and r[key] is not None]
+    """The completed trial whose shipped adapter scored best (RANKED_BY)."""
+    done = [r for r in rows if r["status"] == "completed" and r["final_metric"] is not None]
     if not done:
         return None
-    return (min if metric == "eval_loss" else max)(done, key=lambda r: r[key])
+    return (min if metric == "eval_loss" else max)(done, key=lambda r: r["final_metric"])
 
 
 def format_table(rows: list[dict], search_keys: list[str]) -> str:
-    header = [*search_keys, "best_eval_loss", "EX", "steps", "tokens/s", "wall_s", "stopped_early"]
+    header = [*search_keys, "best_eval_loss", "EX", "final", "steps", "tokens/s", "wall_s", "stopped_early"]
     lines = [header]
     for row in rows:
         def fmt(value, spec):
             return "-" if value is None else format(value, spec)
         lines.append([*(format(row["params"][k], "g") for k in search_keys),
                       fmt(row["best_eval_loss"], ".4f"), fmt(row["execution_accuracy"], ".3f"),
-                      str(row["steps_done"]), fmt(row["tokens_per_second"], ".1f"), fmt(row["wall_time_s"], ".1f"),
+                      fmt(row["final_metric"], ".4f"), str(row["steps_done"]), fmt(row["tokens_per_second"], ".1f"), fmt(row["wall_time_s"], ".1f"),
                       "yes" if row["stopped_early"] else "no"])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in lines)
@@ -76,7 +80,8 @@ def write_results(out_dir: Path, rows: list[dict], curves: dict, search_keys: li
     paths = {"json": out_dir / "tune_results.json", "csv": out_dir / "tune_results.csv",
              "plot": out_dir / "tune_results.png"}
     paths["json"].write_text(json.dumps({
-        "metric": metric, "best_trial": best["trial_id"] if best else None, "trials": public, "curves": curves,
+        "metric": metric, "ranked_by": RANKED_BY, "best_trial": best["trial_id"] if best else None,
+        "trials": public, "curves": curves,
     }, indent=2) + "\n")
     with paths["csv"].open("w", newline="") as handle:
         writer = csv.writer(handle)

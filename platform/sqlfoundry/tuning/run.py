@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlfoundry.config.loader import ConfigError
 from sqlfoundry.config.schema import RunConfig
-from sqlfoundry.tuning.results import best_row, format_table, trial_rows, write_results
+from sqlfoundry.tuning.results import RANKED_BY, best_row, format_table, trial_rows, write_results
 from sqlfoundry.tuning.space import evaluations_per_trial, param_space, validate_search_space
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def tune_run(config: RunConfig, promote: str | None = None) -> TuneOutcome:
     grid = tuner.fit()
 
     keys = list(config.tune.search_space)
-    rows, curves = trial_rows(grid, keys)
+    rows, curves = trial_rows(grid, keys, metric)
     best = best_row(rows, metric)
     out = Path(config.output.dir)
     files = write_results(out, rows, curves, keys, metric, best)
@@ -123,6 +123,7 @@ def tune_run(config: RunConfig, promote: str | None = None) -> TuneOutcome:
              "global_step": final.get("step")},
             {"fingerprint": final.get("data_fingerprint")},
             extra={"tuning": {"experiment": experiment, "metric": metric, "mode": mode, "best_trial": best["trial_id"],
+                              "ranked_by": RANKED_BY, "ranking_value": best["final_metric"],
                               "search_space": {k: v.model_dump() for k, v in config.tune.search_space.items()},
                               "trials": outcome.trials}},
         )

@@ -19,6 +19,16 @@ from sqlfoundry.config.schema import RunConfig
 log = logging.getLogger(__name__)
 
 
+def realistic_ex_rows(prepared, count: int) -> list[dict]:
+    """The first `count` eval rows on realistic schemas (the evaluation's realistic view, names drawn
+    from all eval rows): the schemas that matter, whether or not the run augments its data."""
+    from sqlfoundry.data.augment import realistic_view
+
+    if prepared.report.eval_view == "realistic":  # an augmented run's eval rows already carry the view
+        return prepared.eval[:count]
+    return realistic_view(prepared.eval[:count], prepared.eval)[0]
+
+
 def execution_accuracy(model, tokenizer, rows: list[dict], system_prompt: str, max_new_tokens: int) -> float | None:
     """EX on schema-only rows (databases synthesized from the CREATE TABLE context), over scorable rows."""
     from sqlfoundry.evaluation.scoring import score_schema_only
@@ -69,7 +79,7 @@ def run_trial(params: dict, base: dict) -> None:
     config = trial_config(RunConfig.model_validate(base), params, Path(tune.get_context().get_trial_dir()) / "run")
     ex_rows = []
     if config.tune.metric == "execution_accuracy":
-        ex_rows = prepare_data(config.data).eval[:config.tune.ex_eval_rows]
+        ex_rows = realistic_ex_rows(prepare_data(config.data), config.tune.ex_eval_rows)
     callback = TuneReportCallback(config, ex_rows)
     threads = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
     checkpoint = tune.get_checkpoint()
