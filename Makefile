@@ -8,7 +8,7 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check
 CLI := $(VENV)/bin/sqlfoundry
 QUICKSTART_OUT ?= outputs/quickstart
 
-.PHONY: install quickstart test bench clean
+.PHONY: install postgres quickstart test bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,18 @@ quickstart: install
 		--question "What is the average salary for each department?"
 	@echo "adapter: $(QUICKSTART_OUT)/adapter"
 
-test: install
+# PostgreSQL server binaries for tests/test_databases.py (the tests start a throwaway server in a
+# temporary folder): installed from Debian's package when missing, as root (CI); otherwise say how.
+postgres:
+	@if ! { command -v pg_config >/dev/null && test -x "$$(pg_config --bindir)/initdb"; }; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; \
+		else \
+			echo "PostgreSQL is missing: run 'sudo apt-get install postgresql' (tests/test_databases.py needs it)"; \
+		fi; \
+	fi
+
+test: install postgres
 	$(PY) -m pytest -q
 
 bench: install

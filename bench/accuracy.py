@@ -119,14 +119,14 @@ def report(results: dict, limit: int) -> str:
         "uses, which real schemas never do. `wikisql`: rows whose tables are all WikiSQL's `table_name_N` / "
         "`table_<id>`; `named`: the Spider-derived rows, often multi-table.", "",
         "| run | realistic EX | realistic, wikisql | realistic, named | original EX | original, wikisql "
-        "| original, named | original - realistic (points) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| original, named | original - realistic (points) | realistic rows augmented |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in results.items():
         real, orig = entry["views"]["realistic"], entry["views"]["original"]
         lines.append(f"| {name} | **{_cell(real['ex'])}** | {_origin(real, 'wikisql')} | {_origin(real, 'named')} "
                      f"| {_cell(orig['ex'])} | {_origin(orig, 'wikisql')} | {_origin(orig, 'named')} "
-                     f"| {_gap(entry)} |")
+                     f"| {_gap(entry)} | {real.get('augmented', 'n/a')} / {real['examples']} |")
     lines += ["", "| run | schemas | EM (canonical) | EX case-insensitive | scored / gold_constant / gold_error "
               "| failure reasons |", "|---|---|---|---|---|---|"]
     for name, entry in results.items():

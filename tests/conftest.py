@@ -78,3 +78,46 @@ def ray_local(s3_server):
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
+
+
+# The real-database fixtures (tests/test_databases.py, tests/test_serving.py): passwords reach the
+# code under test only through these environment variables.
+PG_READER_ENV, PG_ADMIN_ENV = "SHOP_PG_PW", "SHOP_PG_ADMIN_PW"
+
+
+def postgres_expected() -> bool:
+    """PostgreSQL tests may skip only on a developer machine without PostgreSQL; in CI (and wherever
+    pg_config exists) a server that does not start fails them."""
+    from pgserver import pg_bindir
+
+    return pg_bindir() is not None or bool(os.environ.get("CI"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    from pgserver import start
+
+    if not postgres_expected():
+        pytest.skip("PostgreSQL is not installed (no pg_config) and CI is unset: apt-get install postgresql")
+    server = start(_free_port())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def shop_files(tmp_path_factory) -> dict[str, str]:
+    """The shop fixture database as a sqlite file and a DuckDB file: {backend: url}."""
+    from shopdb import build_duckdb, build_sqlite
+
+    folder = tmp_path_factory.mktemp("shop")
+    return {"sqlite": build_sqlite(folder / "shop.db"), "duckdb": build_duckdb(folder / "shop.duckdb")}
+
+
+@pytest.fixture(scope="session")
+def shop_postgres(postgres_server) -> dict:
+    """The shop database on the test server: the reader's URL, the admin's, and the passwords' env."""
+    from pgserver import ADMIN, ADMIN_PASSWORD
+    from shopdb import READER_PASSWORD, build_postgres
+
+    return {"url": build_postgres(postgres_server), "admin_url": postgres_server.url(ADMIN, "shop"),
+            "env": {PG_READER_ENV: READER_PASSWORD, PG_ADMIN_ENV: ADMIN_PASSWORD}}

@@ -406,7 +406,10 @@ def test_eval_cli_reports_both_views_by_origin(tiny_model_dir, tmp_path, capsys)
         assert set(summary["views"][view]["by_origin"]) == {"named", "wikisql"}
     realistic = [json.loads(line) for line in (out / "realistic" / "predictions.jsonl").read_text().splitlines()]
     assert all(r["schema"] != s for r, (s, _, _) in zip(realistic, VIEW_ROWS))
+    assert summary["views"]["realistic"]["augmented"] == sum(r["augmented"] for r in realistic) == 3
+    assert "augmented" not in summary["views"]["original"]
     table = (out / "summary.md").read_text()
+    assert "| 3 / 3 |" in table  # how many realistic rows really got a wider schema
     assert table.index("| realistic |") < table.index("| original |")
     # --limit does not change a row's realistic view: distractors come from the whole file
     assert main(["eval", "--data", str(data), "--model", str(tiny_model_dir), "--out", str(tmp_path / "all"),
@@ -428,3 +431,17 @@ def test_eval_cli_refuses_a_realistic_view_it_cannot_build(spider, tmp_path, cap
     assert main(["eval", "--data", str(spider / "dev.json"), "--model", "unused", "--view", "both",
                  "--out", str(tmp_path / "b")]) == 2
     assert "schema-only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("prediction", [
+    "SELECT name FROM head WHERE age > 99999999999999999999",  # beyond sqlite's 64-bit INTEGER
+    "SELECT name FROM head WHERE age > -9223372036854775809",
+    "SELECT name FROM head WHERE age > 1e400",
+])
+def test_huge_literals_in_a_prediction_are_scored_not_a_crash(prediction):
+    """One such prediction crashed a whole 500-row benchmark run (OverflowError inserting the literal)."""
+    from sqlfoundry.evaluation.scoring import score_schema_only
+
+    score = score_schema_only("CREATE TABLE head (name VARCHAR, age INTEGER)",
+                              "SELECT name FROM head WHERE age > 56", prediction, k=3)
+    assert score.category in ("scored", "gold_constant") and score.ex is False

@@ -157,3 +157,46 @@ def test_generation_stops_at_the_templates_end_of_turn(tiny_model_dir):
     [generation] = generate_batch(model, tokenizer, [prompt], max_new_tokens=10)
     assert generation.completion_tokens == 2
     assert generation.text == tokenizer.decode([first], skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("counts", [[1, 1, 1], [3, 1, 2], [4, 4, 4]])
+def test_candidates_come_from_one_batch_with_the_greedy_answer_first(tiny_model_dir, counts, monkeypatch):
+    import sqlfoundry.modeling.generation as generation
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompts = [render_prompt(tokenizer, s, q) for s, q in [("CREATE TABLE a (x INTEGER)", "How many?"),
+                                                           ("CREATE TABLE c (y VARCHAR)", "Which y?"),
+                                                           ("CREATE TABLE b (z REAL)", "Largest z?")]]
+    greedy = generate_batch(model, tokenizer, prompts, max_new_tokens=12)
+    calls = []
+    real = generation.generate_batch
+    monkeypatch.setattr(generation, "generate_batch", lambda *a, **k: calls.append(len(a[2])) or real(*a, **k))
+    sampling = generation.Sampling(temperature=1.5, top_p=1.0, seed=3)
+    grouped = generation.generate_candidates(model, tokenizer, prompts, counts, sampling, max_new_tokens=12)
+    again = generation.generate_candidates(model, tokenizer, prompts, counts, sampling, max_new_tokens=12)
+    assert calls == [sum(counts)] * 2  # one batched generate per call
+    assert [len(group) for group in grouped] == counts
+    assert [group[0].text for group in grouped] == [g.text for g in greedy]  # greedy first, unchanged
+    assert [[g.text for g in group] for group in grouped] == [[g.text for g in group] for group in again]  # seeded
+    if max(counts) > 2:  # at temperature 1.5 a random model's samples differ from its greedy answer
+        assert any(g.text != group[0].text for group in grouped for g in group[1:])
+
+
+def test_many_candidates_are_generated_in_bounded_parts(tiny_model_dir, monkeypatch):
+    """Rows x candidates beyond MAX_SEQUENCES are decoded in parts (bounded KV cache), each prompt's
+    candidates together, and the greedy answers stay those of a plain greedy decode."""
+    import sqlfoundry.modeling.generation as generation
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompts = [render_prompt(tokenizer, f"CREATE TABLE t{i} (x INTEGER)", f"How many in t{i}?") for i in range(5)]
+    monkeypatch.setattr(generation, "MAX_SEQUENCES", 6)
+    calls = []
+    real = generation.generate_batch
+    monkeypatch.setattr(generation, "generate_batch", lambda *a, **k: calls.append(len(a[2])) or real(*a, **k))
+    grouped = generation.generate_candidates(model, tokenizer, prompts, [3] * 5, generation.Sampling(1.0, 1.0, 0),
+                                             max_new_tokens=6)
+    assert calls == [6, 6, 3] and [len(group) for group in grouped] == [3] * 5
+    greedy = real(model, tokenizer, prompts, max_new_tokens=6)
+    assert [group[0].text for group in grouped] == [g.text for g in greedy]

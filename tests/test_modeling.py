@@ -136,3 +136,22 @@ def test_an_adapter_cannot_turn_on_trust_remote_code(tiny_model_dir, tmp_path, m
     plain = _adapter_folder(tiny_model_dir, tmp_path / "plain", trust_remote_code=False)
     loading.load_for_inference(str(plain))
     assert seen == [True, False]  # the operator's choice, never the adapter's
+
+
+@pytest.mark.parametrize("command", ["generate", "eval"])
+def test_cli_trust_remote_code_flag_is_the_only_way_in(tiny_model_dir, tmp_path, capsys, command):
+    import json
+
+    from sqlfoundry.cli import main
+
+    asking = str(_adapter_folder(tiny_model_dir, tmp_path / "asking", trust_remote_code=True))
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"question": "How many heads?", "context": "CREATE TABLE head (age INTEGER)",
+                                "answer": "SELECT COUNT(*) FROM head"}) + "\n")
+    argv = {"generate": ["generate", "--adapter", asking, "--schema", "CREATE TABLE head (age INTEGER)",
+                         "--question", "How many heads?", "--max-new-tokens", "4"],
+            "eval": ["eval", "--data", str(rows), "--adapter", asking, "--limit", "1", "--max-new-tokens", "4",
+                     "--view", "original", "--out", str(tmp_path / "eval")]}[command]
+    assert main(argv) == 2
+    assert "--trust-remote-code" in capsys.readouterr().err
+    assert main([*argv, "--trust-remote-code"]) in (0, 1)  # it ran: 1 only when the tiny model wrote no SQL

@@ -24,8 +24,10 @@ from test_training import tiny_config
     ("training.final_generation_samples=0", False),
     ("output.dir=/elsewhere", False),
     ("output.push_to=/some/registry", False),
-    ("ray.num_workers=2", False),
+    ("ray.num_workers=2", True),  # the effective batch and the data sharding
+    ("ray.use_gpu=true", True),  # precision
     ("ray.max_failures=3", False),
+    ("ray.checkpoints_to_keep=5", False),
 ])
 def test_which_keys_shape_the_weights(tmp_path, override, changes_weights):
     base = tiny_config(tmp_path, tmp_path / "out")
@@ -64,3 +66,16 @@ def test_changed_config_is_refused_fresh_deletes_anyway_records(tmp_path, storag
     assert prepare_run_state(again, "run", "fresh") is None
     assert store.list("run/") == [f"run/{RUN_FILE}"]  # the old checkpoints are gone
     assert prepare_run_state(again, "run") is None
+
+
+def test_checkpoints_without_a_recorded_config_need_a_decision(tmp_path, storage):
+    """A run from before configs were recorded: neither resumed silently nor left behind by --fresh."""
+    config = tiny_config(tmp_path, tmp_path / "out", f"ray.storage_path={storage}")
+    store = open_store(storage)
+    store.put_bytes(b"{}", "old/checkpoint_000001/trainer_state.json")
+    with pytest.raises(ConfigError, match="no record of the config.*--fresh.*--resume-anyway"):
+        prepare_run_state(config, "old")
+    assert prepare_run_state(config, "old", "anyway")["differing_keys"] == ["(not recorded)"]
+    store.delete(f"old/{RUN_FILE}")
+    assert prepare_run_state(config, "old", "fresh") is None
+    assert store.list("old/") == [f"old/{RUN_FILE}"]  # the unrecorded checkpoints are gone

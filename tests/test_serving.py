@@ -19,6 +19,7 @@ from tiny import build_random_adapter
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = "CREATE TABLE head (age INTEGER, name VARCHAR)"
 KEY = "test-key-123"
+WRONG_PASSWORD = "wrong-pw-Hq31"
 
 
 def _model_options(deployments, **options):
@@ -27,10 +28,28 @@ def _model_options(deployments, **options):
     return model
 
 
+def _shop_databases(request) -> tuple[dict, dict]:
+    """(databases args, ingress env) of the shop fixture on sqlite, DuckDB and PostgreSQL, plus one the
+    test key may not use and one with a wrong password."""
+    from conftest import PG_READER_ENV, postgres_expected
+    from sqlfoundry.databases.connect import key_digest
+
+    files = request.getfixturevalue("shop_files")
+    databases = {"shop_sqlite": {"url": files["sqlite"]}, "shop_duckdb": {"url": files["duckdb"]},
+                 "private": {"url": files["sqlite"], "api_keys": [key_digest("other-key")]}}
+    env = {}
+    if postgres_expected():
+        pg = request.getfixturevalue("shop_postgres")
+        databases["shop_pg"] = {"url": pg["url"], "password_env": PG_READER_ENV}
+        databases["shop_badpw"] = {"url": pg["url"], "password_env": "SHOP_BAD_PW"}
+        env = {PG_READER_ENV: pg["env"][PG_READER_ENV], "SHOP_BAD_PW": WRONG_PASSWORD}
+    return databases, env
+
+
 @pytest.fixture(scope="module")
-def served(ray_local, s3_server, tiny_model_dir, tmp_path_factory):
-    """Two apps from local.yaml: the main one (tiny model, S3 registry, API keys, fast autoscaling)
-    and an 'overload' one with tiny queues for backpressure."""
+def served(request, ray_local, s3_server, tiny_model_dir, tmp_path_factory):
+    """Two apps from local.yaml: the main one (tiny model, S3 registry, API keys, fast autoscaling,
+    the shop databases) and an 'overload' one with tiny queues for backpressure."""
     from ray import serve
 
     from sqlfoundry.serving.deploy import deploy, load_serve_file
@@ -49,6 +68,8 @@ def served(ray_local, s3_server, tiny_model_dir, tmp_path_factory):
                  "alias_refresh_s=1", "batching.batch_wait_timeout_s=0.1", "limits.max_schema_chars=500",
                  "limits.max_new_tokens=64", "limits.default_max_new_tokens=16", "limits.max_body_bytes=4000",
                  f"adapter_cache_dir={work / 'cache'}"]
+    databases, database_env = _shop_databases(request)
+    overrides.append(f"databases={json.dumps(databases)}")
     config = load_serve_file(ROOT / "serve_configs/local.yaml", overrides)
     main = config["applications"][0]
     _model_options(main["deployments"], ray_actor_options={"num_cpus": 0.5},
@@ -56,7 +77,8 @@ def served(ray_local, s3_server, tiny_model_dir, tmp_path_factory):
                                        "upscale_delay_s": 1, "downscale_delay_s": 3, "metrics_interval_s": 0.5,
                                        "look_back_period_s": 2})
     ingress = next(d for d in main["deployments"] if d["name"] == "SQLIngress")
-    ingress["ray_actor_options"]["runtime_env"] = {"env_vars": {"SQLFOUNDRY_API_KEYS": f"other-key,{KEY}"}}
+    ingress["ray_actor_options"]["runtime_env"] = {"env_vars": {"SQLFOUNDRY_API_KEYS": f"other-key,{KEY}",
+                                                                **database_env}}
     overload = {**main, "name": "overload", "route_prefix": "/overload",
                 "args": {**main["args"], "batching": {"max_batch_size": 1, "batch_wait_timeout_s": 0}},
                 "deployments": [{"name": "SQLModel", "num_replicas": 1, "max_ongoing_requests": 1,
@@ -65,7 +87,8 @@ def served(ray_local, s3_server, tiny_model_dir, tmp_path_factory):
     config["applications"].append(overload)
     config["http_options"]["port"] = _free_port()
     url = deploy(config, timeout_s=300)
-    yield {"url": url, "registry": registry, "versions": versions, "work": work, "base": tiny_model_dir}
+    yield {"url": url, "registry": registry, "versions": versions, "work": work, "base": tiny_model_dir,
+           "databases": databases}
     serve.shutdown()
 
 
@@ -89,6 +112,18 @@ def test_sql_endpoint_answers_with_every_field(served):
     assert response.headers["x-request-id"] == body["request_id"]
     # The tiny random model writes no SQL, and says so instead of pretending.
     assert body["valid"] is False and body["error"]
+
+
+def test_sql_candidates_are_executed_voted_and_reported(served):
+    default = post(served, "/v1/sql", sql_body(max_new_tokens=8)).json()
+    assert (default["confidence"], default["candidates_considered"]) == (None, 1)
+    assert default["strategy"] == {"candidates": 1, "few_shot": 0, "prune": False, "repair": False, "repaired": False}
+    response = post(served, "/v1/sql", sql_body(max_new_tokens=8, candidates=3))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["candidates_considered"] == 3 and body["strategy"]["candidates"] == 3
+    assert 0 <= body["confidence"] <= 1 and (body["pruned_tables"], body["pruned_columns"]) == (0, 0)
+    assert 0 < body["completion_tokens"] <= 3 * 8  # counted over the three completions
 
 
 def test_healthz_needs_no_key_and_models_list_adapters(served):
@@ -119,6 +154,8 @@ def test_auth_is_required_when_keys_are_set(served, key):
     (sql_body(adapter="alpha@20990101T000000-abcdef"), 404, "adapter"),
     (sql_body(adapter="alpha@staging"), 404, "adapter"),
     (sql_body(unknown_field=1), 422, "unknown_field"),
+    (sql_body(candidates=9), 422, "candidates"),  # over the deployment's strategy.max_candidates (8)
+    (sql_body(candidates=0), 422, "candidates"),
 ])
 def test_bad_requests_get_4xx_naming_the_field(served, body, status, param):
     response = post(served, "/v1/sql", body)
@@ -319,3 +356,87 @@ def test_prometheus_metrics_are_exported(served):
     missing = [name for name in wanted if name not in text]
     assert not missing, f"not exported: {missing}"
     assert 'route="/v1/sql"' in text and 'status="200"' in text
+
+
+def get(served, path, key=KEY):
+    return requests.get(served["url"] + path, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+
+
+def _needs(served, name):
+    if name not in served["databases"]:
+        pytest.skip("PostgreSQL is not installed (no pg_config) and CI is unset")
+
+
+QUERY_FIELDS = {"sql", "dialect", "valid", "error", "columns", "rows", "row_count", "truncated", "latency_ms",
+                "adapter", "request_id"}
+
+
+@pytest.mark.parametrize("name, dialect", [("shop_sqlite", "sqlite"), ("shop_duckdb", "duckdb"),
+                                           ("shop_pg", "postgres")])
+def test_a_question_on_a_real_database_over_http(served, name, dialect):
+    _needs(served, name)
+    schema = get(served, f"/v1/databases/{name}/schema")
+    assert schema.status_code == 200, schema.text
+    assert schema.json()["schema"].startswith("CREATE TABLE customers (id INTEGER, name ")
+    assert schema.json()["tables"][1]["foreign_keys"][0]["table"] == "customers"
+    response = post(served, "/v1/query", {"database": name, "question": "How many orders are there?",
+                                          "max_new_tokens": 16, "max_rows": 5})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == QUERY_FIELDS and body["dialect"] == dialect
+    assert body["request_id"] == response.headers["x-request-id"]
+    # The tiny random model writes garbage SQL: it must come back unrun, with the reason
+    # (test_databases.py runs known SQL on the same databases for the rows).
+    if body["valid"]:
+        assert body["error"] is None and body["row_count"] == len(body["rows"]) <= 5
+    else:
+        assert body["error"] and body["rows"] == [] and body["row_count"] == 0
+    sql_only = post(served, "/v1/sql", {"database": name, "question": "How many orders?", "max_new_tokens": 8})
+    assert sql_only.status_code == 200, sql_only.text
+    assert sql_only.json()["dialect"] == dialect and "rows" not in sql_only.json()
+
+
+def test_databases_are_listed_per_key_and_hidden_ones_are_404(served):
+    mine = {d["name"] for d in get(served, "/v1/databases").json()["data"]}
+    theirs = {d["name"] for d in get(served, "/v1/databases", key="other-key").json()["data"]}
+    assert "private" not in mine and theirs == mine | {"private"}
+    assert {"shop_sqlite", "shop_duckdb"} <= mine
+    assert get(served, "/v1/databases/private/schema", key="other-key").status_code == 200
+    hidden = [get(served, "/v1/databases/private/schema"), get(served, "/v1/databases/nope/schema"),
+              post(served, "/v1/query", {"database": "private", "question": "how many?"}),
+              post(served, "/v1/query", {"database": "nope", "question": "how many?"}),
+              post(served, "/v1/sql", {"database": "private", "question": "how many?"})]
+    assert [r.status_code for r in hidden] == [404] * 5
+    messages = {r.json()["error"]["message"].replace("'private'", "NAME").replace("'nope'", "NAME") for r in hidden}
+    assert len(messages) == 1 and all(r.json()["error"]["param"] == "database" for r in hidden)
+
+
+@pytest.mark.parametrize("body, status, param", [
+    ({"database": "shop_sqlite", "question": "q", "max_rows": 100_000}, 422, "max_rows"),
+    ({"database": "shop_sqlite", "question": "q" * 2001}, 422, "question"),
+    ({"database": "shop_sqlite", "question": "q", "adapter": "bad name!"}, 422, "adapter"),
+    ({"question": "q"}, 422, "database"),
+])
+def test_bad_query_requests_get_4xx_naming_the_field(served, body, status, param):
+    response = post(served, "/v1/query", body)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["param"] == param
+
+
+def test_sql_takes_a_schema_or_a_database_not_both(served):
+    both = post(served, "/v1/sql", {**sql_body(), "database": "shop_sqlite"})
+    assert both.status_code == 422 and both.json()["error"]["param"] == "schema"
+
+
+def test_a_wrong_database_password_is_a_clear_503_without_the_password(served):
+    _needs(served, "shop_badpw")
+    for response in (get(served, "/v1/databases/shop_badpw/schema"),
+                     post(served, "/v1/query", {"database": "shop_badpw", "question": "how many?"})):
+        assert response.status_code == 503, response.text
+        message = response.json()["error"]["message"]
+        assert message == "database 'shop_badpw': cannot connect (authentication failed)"
+        # the driver's line (host, port, role) goes to the replica's log, not to the caller
+        where = urlparse(served["databases"]["shop_badpw"]["url"])
+        for detail in (where.hostname, str(where.port), where.username, "connection to server"):
+            assert detail not in response.text
+        assert WRONG_PASSWORD not in response.text and "Traceback" not in response.text

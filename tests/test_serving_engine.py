@@ -181,6 +181,8 @@ def _edit_json(path, change):
                                              lambda c: c.update(target_modules=["no_such_proj"]))),
     ("garbage-weights", lambda d: (d / "adapter_model.safetensors").write_bytes(b"not a safetensors file" * 40)),
     ("config-not-json", lambda d: (d / "adapter_config.json").write_text("{")),
+    ("dora", lambda d: _edit_json(d / "adapter_config.json", lambda c: c.update(use_dora=True))),  # loads, then
+    ("not-lora", lambda d: _edit_json(d / "adapter_config.json", lambda c: c.update(peft_type="IA3"))),  # breaks batches
     ("no-system-prompt", lambda d: _edit_json(d / "sqlfoundry_model.json", lambda m: m.pop("system_prompt"))),
 ])
 def test_broken_adapter_fails_only_its_rows(engine, registry_with_adapters, spare_adapter, tmp_path, name, breakage):
@@ -245,7 +247,7 @@ def test_generation_failure_answers_every_row_and_logs_once(engine, monkeypatch,
     def out_of_memory(*args, **kwargs):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(engine_module, "generate_batch", out_of_memory)
+    monkeypatch.setattr(engine_module, "generate_candidates", out_of_memory)
     with caplog.at_level("ERROR", logger="sqlfoundry.serving.engine"):
         results = engine.generate([_request(), _request("alpha"), _request("nope")])
     assert [r.error for r in results] == ["generation_failed", "generation_failed", "unknown_adapter"]
@@ -592,3 +594,82 @@ def test_serve_file_overrides_are_validated(tmp_path):
         load_serve_file(local, ["limits.max_new_tokens=0"])
     config = load_serve_file(local, ["registry=relative/registry"])
     assert Path(config["applications"][0]["args"]["registry"]).is_absolute()
+
+
+# -- the answering strategy in the engine -------------------------------------------------------
+def test_default_strategy_gives_exactly_the_greedy_answer(engine):
+    """Everything off is today's path: the same prompt, one greedy decode, the same SQL and tokens."""
+    from sqlfoundry.data.formatting import render_prompt
+    from sqlfoundry.modeling.generation import generate_batch
+
+    questions = ["how many heads are older than 56?", "list the budget of every dept", "which names?"]
+    results = engine.generate([_request(question=q) for q in questions])
+    before = generate_batch(engine.model, engine.tokenizer, [render_prompt(engine.tokenizer, SCHEMA, q) for q in questions],
+                            max_new_tokens=12, adapter_names=["__base__"] * 3 if engine.adapters.loaded else None)
+    assert [(r.sql, r.text, r.prompt_tokens, r.completion_tokens) for r in results] == \
+        [(g.sql, g.text, g.prompt_tokens, g.completion_tokens) for g in before]
+    assert all(r.confidence is None and r.candidates_considered == 1 and not r.repaired for r in results)
+    assert all((r.pruned_tables, r.pruned_columns, r.few_shot) == (0, 0, 0) for r in results)
+
+
+def test_candidates_per_request_in_one_mixed_batch(engine):
+    """A row asking for candidates, a default row and a failing row in one batch: each gets its own."""
+    alone = engine.generate([_request("alpha")])[0]
+    results = engine.generate([SqlRequest(SCHEMA, "how many heads?", 12, candidates=3), _request("nope"),
+                               _request("alpha")])
+    assert results[0].error is None and results[0].candidates_considered == 3
+    assert results[0].confidence is not None and 0 <= results[0].confidence <= 1  # executed and voted
+    assert results[1].error == "unknown_adapter"
+    assert (results[2].text, results[2].candidates_considered, results[2].confidence) == (alone.text, 1, None)
+
+
+def test_pruning_and_examples_reach_the_prompt(engine, monkeypatch):
+    from sqlfoundry.answering.pipeline import Pipeline
+    from sqlfoundry.answering.retrieve import ExampleIndex
+    from sqlfoundry.config.schema import StrategyConfig
+
+    plain = engine.generate([_request()])[0]
+    rows = [{"question": "How many heads are older than 60?", "context": "CREATE TABLE head (age INTEGER)",
+             "answer": "SELECT COUNT(*) FROM head WHERE age > 60"}]
+    strategy = StrategyConfig(prune=True, prune_min_columns=2, few_shot_k=1, examples="rows.jsonl")
+    monkeypatch.setattr(engine, "pipeline", Pipeline(strategy, ExampleIndex(rows)))
+    result = engine.generate([_request()])[0]
+    # dept goes; head is named by the question and, no column of it mentioned, kept whole
+    assert result.error is None and (result.pruned_tables, result.pruned_columns, result.few_shot) == (1, 0, 1)
+    assert result.prompt_tokens > plain.prompt_tokens  # the example turns are in the prompt
+
+
+def test_an_adapter_that_breaks_generation_fails_only_its_rows(engine, monkeypatch):
+    """An adapter can load fine and still make a mixed batch raise (peft refuses some per-row mixes):
+    its rows fail, the rest of the batch is answered as if alone, and it is unloaded."""
+    import sqlfoundry.serving.engine as engine_module
+
+    real = engine_module.generate_candidates
+
+    def refuses_beta(model, tokenizer, prompts, counts, sampling, adapter_names=None, **kwargs):
+        if adapter_names and any(name.startswith("beta") for name in adapter_names):
+            raise ValueError("this adapter cannot be mixed into a batch")
+        return real(model, tokenizer, prompts, counts, sampling, adapter_names=adapter_names, **kwargs)
+
+    monkeypatch.setattr(engine_module, "generate_candidates", refuses_beta)
+    failed = _isolated(engine, "beta")
+    assert failed.error == "generation_failed" and "ValueError" in failed.detail
+    assert not any(key.startswith("beta@") for key in engine.adapters.loaded)
+
+
+def test_a_row_that_breaks_generation_fails_alone_in_a_one_adapter_batch(engine, monkeypatch):
+    """No adapter to blame (one group): the rows are answered one by one, only the breaking one fails."""
+    import sqlfoundry.serving.engine as engine_module
+
+    real = engine_module.generate_candidates
+
+    def refuses_poison(model, tokenizer, prompts, counts, sampling, **kwargs):
+        if any("poison" in prompt for prompt in prompts):
+            raise RuntimeError("this prompt cannot be generated")
+        return real(model, tokenizer, prompts, counts, sampling, **kwargs)
+
+    alone = engine.generate([_request(), _request(question="list the names")])
+    monkeypatch.setattr(engine_module, "generate_candidates", refuses_poison)
+    results = engine.generate([_request(), _request(question="poison"), _request(question="list the names")])
+    assert results[1].error == "generation_failed"
+    assert [(r.error, r.text) for r in (results[0], results[2])] == [(None, r.text) for r in alone]

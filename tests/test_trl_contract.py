@@ -71,7 +71,7 @@ def _embedding_weights(model_dir):
 
 
 def test_rows_longer_than_max_length_are_dropped_and_counted_not_truncated(tiny_model_dir):
-    from sqlfoundry.data.prepare import DataReport, PreparedData
+    from sqlfoundry.data.prepare import DataReport, PreparedData, fingerprint
     from sqlfoundry.training.recipe import drop_too_long
 
     short = {"question": "How many heads?", "context": "CREATE TABLE head (age INTEGER)", "answer": "SELECT COUNT(*) FROM head"}
@@ -82,3 +82,4 @@ def test_rows_longer_than_max_length_are_dropped_and_counted_not_truncated(tiny_
     assert prepared.train == [short, short] and prepared.eval == [short]
     assert prepared.report.dropped == {"too_long_train": 1, "too_long_eval": 1}
     assert (prepared.report.train_rows, prepared.report.eval_rows) == (2, 1)
+    assert prepared.report.fingerprint == fingerprint([short, short], [short])

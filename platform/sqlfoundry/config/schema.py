@@ -289,6 +289,42 @@ class TuneConfig(_Section):
         return value
 
 
+class StrategyConfig(_Section):
+    """How an answer is made from the model (sqlfoundry.answering), the same in generate, eval and
+    serve. Everything off (the defaults) is one greedy decode, exactly as without this section."""
+    # Completions per question: the greedy one plus candidates - 1 sampled, in one batched generate;
+    # more than 1 executes the checked ones and votes on their results.
+    candidates: int = Field(1, ge=1, le=16)
+    # The most a request may ask for (serving's /v1/sql `candidates`).
+    max_candidates: int = Field(8, ge=1, le=16)
+    temperature: float = Field(0.7, gt=0, le=2)
+    top_p: float = Field(0.95, gt=0, le=1)
+    seed: int = 0  # of the sampled candidates
+    # Solved examples retrieved (BM25 on question + schema identifiers) into the prompt; needs `examples`.
+    few_shot_k: int = Field(0, ge=0, le=8)
+    # JSON/JSONL rows with question, context, answer: the examples retrieval draws from.
+    examples: str | None = None
+    # Drop tables and columns unrelated to the question when the schema has more than
+    # prune_min_columns columns (keys and join columns of kept tables, and named tables, stay).
+    prune: bool = False
+    prune_min_columns: int = Field(16, ge=1)
+    # Synthesized databases each candidate runs on, and the time limit per query.
+    databases: int = Field(3, ge=1, le=8)
+    timeout_s: float = Field(1.0, gt=0, le=30)
+    # One more greedy decode with the failing SQL and its error in the prompt when no candidate survives.
+    repair: bool = False
+    # Synthesized database sets kept per process (LRU).
+    cache_size: int = Field(256, ge=0, le=65536)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "StrategyConfig":
+        if self.candidates > self.max_candidates:
+            raise ValueError(f"candidates ({self.candidates}) must not exceed max_candidates ({self.max_candidates})")
+        if self.few_shot_k and not self.examples:
+            raise ValueError("few_shot_k > 0 needs examples: a JSON/JSONL file of question/context/answer rows")
+        return self
+
+
 class RunConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
@@ -300,3 +336,6 @@ class RunConfig(_Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    # Validated with the run config; `sqlfoundry eval`/`generate` take the same keys as flags and serving
+    # as args.strategy. Training does not read it yet (training prompts carry no retrieved examples).
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)

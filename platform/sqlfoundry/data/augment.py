@@ -40,6 +40,8 @@ from sqlfoundry.sql.schema import Column, ForeignKey, SchemaError, Table, parse_
 from sqlfoundry.sql.synthdb import merge_tables
 
 TRAIN_POOL, EVAL_POOL = 0, 1
+# WikiSQL's `table_name_N` names are reused by unrelated tables, so they are never merged; its
+# `table_<id>` names (also WikiSQL origin, see data/mix.py) name one table each and merge safely.
 _GENERIC_TABLE = re.compile(r"table_name_\d+", re.IGNORECASE)
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ROWID_ALIASES = {"rowid", "oid", "_rowid_"}  # sqlite's implicit row id: a column by that name shadows it

@@ -157,6 +157,11 @@ def _mix_and_augment(train_rows: list[dict], eval_rows: list[dict], data: DataCo
     return train_rows, eval_rows
 
 
+def fingerprint(train_rows: list[dict], eval_rows: list[dict]) -> str:
+    """sha256 of the rows a run trains and evaluates on: the data's identity in manifests."""
+    return hashlib.sha256(json.dumps([train_rows, eval_rows], sort_keys=True).encode()).hexdigest()
+
+
 def prepare_rows(rows: list[dict], data: DataConfig, source: str, progress: bool = True) -> PreparedData:
     report = DataReport(source=source, rows_read=len(rows))
     valid = decontaminate(validate_rows(rows, report, progress), data, report)
@@ -172,8 +177,7 @@ def prepare_rows(rows: list[dict], data: DataConfig, source: str, progress: bool
     train_rows = [valid[i] for i in order[n_eval:]]
     train_rows, eval_rows = _mix_and_augment(train_rows, eval_rows, data, report)
     report.train_rows, report.eval_rows = len(train_rows), len(eval_rows)
-    digest = hashlib.sha256(json.dumps([train_rows, eval_rows], sort_keys=True).encode())
-    report.fingerprint = digest.hexdigest()
+    report.fingerprint = fingerprint(train_rows, eval_rows)
     return PreparedData(train=train_rows, eval=eval_rows, report=report)
 
 

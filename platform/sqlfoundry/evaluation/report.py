@@ -47,6 +47,11 @@ def summarize(records: list[dict]) -> dict:
                      "ex": _rate([r for r in scored if r.get("origin") == origin], "ex"),
                      "ex_nocase": _rate([r for r in scored if r.get("origin") == origin], "ex_nocase")}
             for origin in origins}
+    if any("augmented" in r for r in records):
+        # Rows whose augmentation failed its gold check keep their narrow schema: say how many did not.
+        summary["augmented"] = sum(bool(r.get("augmented")) for r in records)
+        for origin, part in summary.get("by_origin", {}).items():
+            part["augmented"] = sum(bool(r.get("augmented")) for r in records if r.get("origin") == origin)
     latencies = sorted(r["latency_ms"] for r in records if r.get("latency_ms") is not None)
     if latencies:
         summary["latency_ms_p50"] = latencies[len(latencies) // 2]
@@ -93,12 +98,13 @@ def views_markdown(summaries: dict[str, dict], title: str = "Evaluation") -> str
     order = sorted(summaries, key=lambda view: view != "realistic")
     lines = [f"# {title}", "",
              "| schemas | EX strict | EX strict, wikisql rows | EX strict, named rows | EX case-insensitive "
-             "| EM (canonical) |", "|---|---|---|---|---|---|"]
+             "| EM (canonical) | rows augmented |", "|---|---|---|---|---|---|---|"]
     for view in order:
         summary = summaries[view]
+        augmented = f"{summary['augmented']} / {summary['examples']}" if "augmented" in summary else "-"
         lines.append(f"| {view} | {_fmt(summary['ex'])} | {_origin_rate(summary, 'wikisql')} | "
                      f"{_origin_rate(summary, 'named')} | {_fmt(summary['ex_nocase'])} | "
-                     f"{_fmt(summary['em_canonical'])} |")
+                     f"{_fmt(summary['em_canonical'])} | {augmented} |")
     lines += ["", "`realistic`: the same rows and gold SQL with distractor columns and tables and key lines "
               "(sqlfoundry.data.augment.REALISTIC_VIEW); `original`: the rows' own contexts, which hold exactly "
               "the columns the gold uses. Per-view details: `<view>/summary.md`."]

@@ -19,18 +19,25 @@ from sqlfoundry.evaluation.views import view_examples
 
 
 def predict(examples: list[Example], model, tokenizer, system_prompt: str, batch_size: int = 8,
-            max_new_tokens: int = 128) -> None:
-    """Fill each example's prediction and latency (its batch's wall time over the batch size)."""
-    from sqlfoundry.modeling.generation import generate_sql
+            max_new_tokens: int = 128, pipeline=None) -> None:
+    """Fill each example's prediction and latency (its batch's wall time over the batch size)
+    through the answering pipeline (default strategy: one greedy decode); how the answer was chosen
+    (candidates, votes, pruning, examples shown) goes into the example's record."""
+    from sqlfoundry.answering.local import answer_questions
+    from sqlfoundry.answering.pipeline import Pipeline
+    from sqlfoundry.config.schema import StrategyConfig
 
+    pipeline = pipeline or Pipeline(StrategyConfig())
     for start in tqdm(range(0, len(examples), batch_size), desc="generating SQL", unit="batch"):
         batch = examples[start:start + batch_size]
         began = time.perf_counter()
-        generations = generate_sql(model, tokenizer, [e.schema for e in batch], [e.question for e in batch],
-                                   system_prompt=system_prompt, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        answers = answer_questions(model, tokenizer, pipeline, [e.schema for e in batch], [e.question for e in batch],
+                                   system_prompt=system_prompt, max_new_tokens=max_new_tokens)
         per_example_ms = (time.perf_counter() - began) * 1000 / len(batch)
-        for example, generation in zip(batch, generations):
-            example.prediction, example.latency_ms = generation.sql, per_example_ms
+        for example, (plan, choice) in zip(batch, answers):
+            example.prediction, example.latency_ms = choice.generation.sql, per_example_ms
+            example.extra.update(choice.record(), pruned_tables=plan.pruned_tables,
+                                 pruned_columns=plan.pruned_columns, few_shot=len(plan.examples))
 
 
 def score_example(example: Example, k: int, seed: int, limits: Limits) -> dict:

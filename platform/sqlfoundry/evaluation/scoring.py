@@ -106,8 +106,8 @@ def score_schema_only(context: str, gold: str, prediction: str, k: int = 3, seed
     try:
         strict = build_databases(tables, [gold, prediction], k, seed)
         nocase = build_databases(tables, [gold, prediction], k, seed, nocase=True)
-    except sqlite3.Error as err:  # a schema sqlite cannot hold: reported, never a crash of the run
-        return Score(em, em_canonical, None, None, BAD_SCHEMA, None, f"sqlite: {err}")
+    except (sqlite3.Error, OverflowError) as err:  # a schema or value sqlite cannot hold: reported, never
+        return Score(em, em_canonical, None, None, BAD_SCHEMA, None, f"sqlite: {err}")  # a crash of the run
     build_s = time.perf_counter() - start
     try:
         gold_strict, exec_s = _run_on(strict, gold, limits)

@@ -89,6 +89,16 @@ class LoadedAdapter:
     chat_template: str | None
 
 
+def _check_batchable(key: str, adapter_config: dict) -> None:
+    """Rows of different adapters share one batch through peft's per-row `adapter_names`, which only
+    plain LoRA supports: an adapter that would load but then fail every batch it joins (DoRA, other
+    peft types) is refused here, at load, so only its own rows fail."""
+    if adapter_config.get("peft_type") != "LORA" or adapter_config.get("use_dora"):
+        kind = "DoRA" if adapter_config.get("use_dora") else adapter_config.get("peft_type")
+        raise AdapterError("adapter_invalid", f"{key} is a {kind} adapter; this deployment serves plain LoRA "
+                                              "adapters (as sqlfoundry train writes them)")
+
+
 class AdapterPool:
     def __init__(self, registry: str | None, base_model: str, max_loaded: int, refresh_s: float, cache_dir: Path,
                  negative_ttl_s: float = 5.0, negative_size: int = NEGATIVE_CACHE_SIZE):
@@ -121,8 +131,8 @@ class AdapterPool:
             raise AdapterError("unknown_adapter", unknown[1])
         try:
             name, version = self.registry.resolve(ref)
-            if ref.version:
-                self.registry.manifest(name, version)  # aliases and "latest" resolve to published versions only
+            if ref.version or ref.alias:  # "latest" lists published versions only; a pin or an alias
+                self.registry.manifest(name, version)  # may name one that is gone (a crashed delete)
         except Exception as err:
             failure = _registry_failure(err, ref_text, missing="unknown_adapter")
             if failure.kind == "adapter_unavailable" and cached:
@@ -190,6 +200,7 @@ class AdapterPool:
             if trained_on != self.base_model:
                 raise AdapterError("adapter_mismatch", f"{key} was trained on {trained_on!r} but this deployment "
                                                        f"serves {self.base_model!r}")
+            _check_batchable(key, json.loads((folder / "adapter_config.json").read_text()))
             loaded = LoadedAdapter(key, peft_name, meta["system_prompt"], meta["model"].get("chat_template"))
             if isinstance(model, PeftModel):
                 model.load_adapter(str(folder), adapter_name=peft_name)
@@ -205,6 +216,12 @@ class AdapterPool:
         model.eval()
         self.loaded[key] = loaded
         log.info("loaded adapter %s (%d loaded)", key, len(self.loaded))
+        return model
+
+    def evict(self, model, key: str):
+        """Unload `key` now (an adapter that loaded but breaks generation); returns the model."""
+        if key in self.loaded:
+            self._evict(model, key)
         return model
 
     def _evict(self, model, key: str) -> None:

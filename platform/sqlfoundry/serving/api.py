@@ -34,16 +34,39 @@ def _check_adapter(value: str | None) -> str | None:
 class SqlBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    schema_: str = Field(alias="schema", min_length=1)
+    # CREATE TABLE text, or `database`: a configured database's introspected schema (SQL in its
+    # dialect unless `dialect` says otherwise; nothing is run). Exactly one of the two (checked by the route).
+    schema_: str | None = Field(None, alias="schema", min_length=1)
+    database: str | None = Field(None, min_length=1, max_length=64)
     question: str = Field(min_length=1)
     dialect: str = "sqlite"
     adapter: str | None = None
     max_new_tokens: int | None = Field(None, ge=1)
+    # Candidates to generate, execute and vote on (at most the deployment's strategy.max_candidates);
+    # None: the deployment's strategy.candidates.
+    candidates: int | None = Field(None, ge=1)
 
     @field_validator("dialect")
     @classmethod
     def _dialect(cls, value: str) -> str:
         return _check_dialect(value)
+
+    @field_validator("adapter")
+    @classmethod
+    def _adapter(cls, value: str | None) -> str | None:
+        return _check_adapter(value)
+
+
+class QueryBody(BaseModel):
+    """POST /v1/query: answer `question` on the configured database `database` and run the SQL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    database: str = Field(min_length=1, max_length=64)
+    question: str = Field(min_length=1)
+    adapter: str | None = None
+    max_rows: int | None = Field(None, ge=1)  # at most the database's max_rows
+    max_new_tokens: int | None = Field(None, ge=1)
 
     @field_validator("adapter")
     @classmethod

@@ -9,6 +9,7 @@ Two deployments, because they scale on different things:
 
 # No `from __future__ import annotations`: FastAPI must see the real body types on the routes.
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -24,6 +25,9 @@ from ray.serve.metrics import Counter, Histogram
 from sqlfoundry.sql.schema import SchemaError, parse_schema
 from sqlfoundry.serving.api import ApiError, ChatBody, SqlBody, adapter_for_model, chat_to_sql_request, finish_sql
 from sqlfoundry.serving.config import ServeConfig, api_keys_for, parse_serve_config
+from sqlfoundry.databases import DatabaseError, Databases, run_candidate
+from sqlfoundry.serving.api import QueryBody
+from sqlfoundry.serving.db_access import api_error, database_for, listing
 from sqlfoundry.serving.guard import RequestGuard, error_response
 from sqlfoundry.storage.registry import Registry
 
@@ -118,6 +122,8 @@ class SQLIngress:
         self.model = model
         self.config: ServeConfig = parse_serve_config(config)
         self.registry = Registry(self.config.registry) if self.config.registry else None
+        # Engines connect on first use: a database that is down does not stop the ingress starting.
+        self.databases = Databases(self.config.databases, os.environ)
         # Refuses to start on a non-loopback host without keys (unless args.allow_unauthenticated).
         app.state.api_keys = api_keys_for(_http_host(), self.config, os.environ)
         app.state.max_body_bytes = self.config.limits.max_body_bytes
@@ -143,10 +149,87 @@ class SQLIngress:
                 ids.extend(f"{base}:{name}@{alias}" for alias in sorted(self.registry.aliases(name)))
         return {"object": "list", "data": [{"id": i, "object": "model", "owned_by": "sqlfoundry"} for i in ids]}
 
+    @app.get("/v1/databases")
+    async def list_databases(self, request: Request) -> dict:
+        return listing(self.databases, request.headers)
+
+    @app.get("/v1/databases/{name}/schema")
+    async def database_schema(self, name: str, request: Request) -> dict:
+        db = database_for(self.databases, name, request.headers)
+        snapshot = await self._schema(db)
+        return {"name": db.name, "dialect": db.dialect, "schema": snapshot.text,
+                "tables": [dataclasses.asdict(table) for table in snapshot.tables],
+                "sample_values": snapshot.samples}
+
+    @app.post("/v1/query")
+    async def query(self, body: QueryBody, request: Request) -> dict:
+        return await self._timed("/v1/query", request, self._query(body, request))
+
     @app.post("/v1/sql")
     async def sql(self, body: SqlBody, request: Request) -> dict:
-        return await self._timed("/v1/sql", request, self._answer(
-            body.schema_, body.question, body.dialect, body.adapter, body.max_new_tokens, request))
+        async def run():
+            schema, dialect, tables = await self._sql_schema(body, request)
+            return await self._answer(schema, body.question, dialect, body.adapter, body.max_new_tokens, request,
+                                      body.candidates, tables)
+        return await self._timed("/v1/sql", request, run())
+
+    async def _sql_schema(self, body: SqlBody, request: Request) -> tuple:
+        """(schema text, dialect, tables) of a /v1/sql body: its own schema (tables None: parsed from
+        it), or a database's (SQL only, not run) with its introspected tables."""
+        if (body.schema_ is None) == (body.database is None):
+            raise ApiError(422, "send either schema (CREATE TABLE statements) or database (a name from "
+                                "GET /v1/databases)", "schema")
+        if body.database is None:
+            return body.schema_, body.dialect, None
+        db = database_for(self.databases, body.database, request.headers)
+        snapshot = await self._schema(db)
+        return (snapshot.text, body.dialect if "dialect" in body.model_fields_set else db.dialect,
+                snapshot.tables)
+
+    async def _schema(self, db):
+        try:
+            return await asyncio.to_thread(db.schema)
+        except DatabaseError as err:
+            raise api_error(err) from None
+
+    async def _query(self, body: QueryBody, request: Request) -> dict:
+        """Generate SQL from the database's introspected schema, then run it there read-only
+        (databases.run_candidate: checked, transpiled, read-only transaction, time limit, row cap)."""
+        from sqlfoundry.serving.engine import SqlRequest
+
+        limits = self.config.limits
+        db = database_for(self.databases, body.database, request.headers)
+        if body.max_rows is not None and body.max_rows > db.config.max_rows:
+            raise ApiError(422, f"max_rows must be at most {db.config.max_rows} (the database's max_rows)", "max_rows")
+        if len(body.question) > limits.max_question_chars:
+            raise ApiError(422, f"question is {len(body.question)} characters; the limit is "
+                                f"{limits.max_question_chars}", "question")
+        if body.max_new_tokens is not None and body.max_new_tokens > limits.max_new_tokens:
+            raise ApiError(422, f"max_new_tokens must be at most {limits.max_new_tokens}", "max_new_tokens")
+        snapshot = await self._schema(db)
+        started = time.perf_counter()
+        try:
+            result = await self.model.generate.remote(SqlRequest(
+                schema=snapshot.text, question=body.question, adapter=body.adapter,
+                max_new_tokens=body.max_new_tokens or limits.default_max_new_tokens))
+        except BackPressureError:
+            raise ApiError(503, "the model is at capacity; retry shortly", kind="overloaded_error",
+                           headers={"Retry-After": "1"}) from None
+        if result["error"]:
+            status, kind = ERROR_STATUS[result["error"]]
+            raise ApiError(status, result["detail"], None if status == 500 else "adapter", kind=kind)
+        try:
+            outcome = await asyncio.to_thread(run_candidate, db, result["sql"], body.max_rows, snapshot.tables)
+        except DatabaseError as err:
+            raise api_error(err) from None
+        if outcome.error_kind == "timeout":
+            raise ApiError(504, outcome.error, "database", kind="timeout_error")
+        return {
+            "sql": outcome.sql, "dialect": outcome.dialect, "valid": outcome.valid, "error": outcome.error,
+            "columns": outcome.columns, "rows": outcome.rows, "row_count": outcome.row_count,
+            "truncated": outcome.truncated, "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            "adapter": result["adapter"], "request_id": request.state.request_id,
+        }
 
     @app.post("/v1/chat/completions")
     async def chat(self, body: ChatBody, request: Request) -> dict:
@@ -184,10 +267,14 @@ class SQLIngress:
                      status, elapsed_ms)
 
     async def _answer(self, schema: str, question: str, dialect: str, adapter: str | None,
-                      max_new_tokens: int | None, request: Request) -> dict:
+                      max_new_tokens: int | None, request: Request, candidates: int | None = None,
+                      tables: list | None = None) -> dict:
         from sqlfoundry.serving.engine import SqlRequest
 
-        limits = self.config.limits
+        limits, strategy = self.config.limits, self.config.strategy
+        if candidates is not None and candidates > strategy.max_candidates:
+            raise ApiError(422, f"candidates must be at most {strategy.max_candidates} (the deployment's "
+                                "strategy.max_candidates)", "candidates")
         if len(schema) > limits.max_schema_chars:
             raise ApiError(422, f"schema is {len(schema)} characters; the limit is {limits.max_schema_chars}", "schema")
         if len(question) > limits.max_question_chars:
@@ -196,7 +283,9 @@ class SQLIngress:
         if max_new_tokens is not None and max_new_tokens > limits.max_new_tokens:
             raise ApiError(422, f"max_new_tokens must be at most {limits.max_new_tokens}", "max_new_tokens")
         try:
-            tables = parse_schema(schema)
+            # A database's SQL is checked against its introspected tables, never a re-parse of the
+            # rendered text (stored sample values end up in that text).
+            tables = parse_schema(schema) if tables is None else tables
         except SchemaError as err:
             raise ApiError(422, f"schema must be CREATE TABLE statements: {err}", "schema") from None
         if self.config.log_text:
@@ -205,7 +294,7 @@ class SQLIngress:
         try:
             result = await self.model.generate.remote(SqlRequest(
                 schema=schema, question=question, adapter=adapter,
-                max_new_tokens=max_new_tokens or limits.default_max_new_tokens))
+                max_new_tokens=max_new_tokens or limits.default_max_new_tokens, candidates=candidates))
         except BackPressureError:
             raise ApiError(503, "the model is at capacity; retry shortly", kind="overloaded_error",
                            headers={"Retry-After": "1"}) from None
@@ -218,6 +307,10 @@ class SQLIngress:
             "latency_ms": round((time.perf_counter() - started) * 1000, 1),
             "prompt_tokens": result["prompt_tokens"], "completion_tokens": result["completion_tokens"],
             "request_id": request.state.request_id,
+            "confidence": result["confidence"], "candidates_considered": result["candidates_considered"],
+            "pruned_tables": result["pruned_tables"], "pruned_columns": result["pruned_columns"],
+            "strategy": {"candidates": candidates or strategy.candidates, "few_shot": result["few_shot"],
+                         "prune": strategy.prune, "repair": strategy.repair, "repaired": result["repaired"]},
         }
 
 

@@ -8,12 +8,14 @@ model, where adapters come from, how requests are batched and what input is acce
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sqlfoundry.config.loader import ConfigError, format_validation_error
-from sqlfoundry.config.schema import ModelConfig, QuantizationConfig
+from sqlfoundry.config.schema import ModelConfig, QuantizationConfig, StrategyConfig
+from sqlfoundry.databases.config import DatabaseConfig
 
 
 class _Section(BaseModel):
@@ -55,10 +57,23 @@ class ServeConfig(_Section):
     adapter_cache_dir: str | None = None  # default: $SQLFOUNDRY_CACHE/serve-adapters
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    # How answers are made (candidates, retrieval, pruning, repair): the deployment's defaults; a
+    # /v1/sql request may ask for up to strategy.max_candidates candidates.
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    # Named real databases for /v1/query, /v1/databases and /v1/sql's `database` (sqlfoundry.databases).
+    databases: dict[str, DatabaseConfig] = Field(default_factory=dict)
     # Schema and question text stay out of logs unless asked (they may be customer data).
     log_text: bool = False
     # Serve without API keys on a host other than loopback (only behind a gateway that authenticates).
     allow_unauthenticated: bool = False
+
+    @field_validator("databases")
+    @classmethod
+    def _database_names(cls, value: dict[str, DatabaseConfig]) -> dict[str, DatabaseConfig]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+                raise ValueError(f"database name {name!r}: use letters, digits, _ and - (it is part of a URL)")
+        return value
 
 
 class ServeConfigError(ConfigError):

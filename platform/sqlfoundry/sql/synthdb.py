@@ -59,7 +59,8 @@ def _literal_value(node: exp.Expression, known_columns: set[str]):
             number = float(node.this)
         except ValueError:
             return None
-        return int(number) if number.is_integer() else number
+        # beyond 2**62 (and jitter) sqlite has no INTEGER: keep it a REAL rather than overflow
+        return int(number) if number.is_integer() and abs(number) < 2**62 else number
     if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and not node.this.is_string:
         value = _literal_value(node.this, known_columns)
         return -value if value is not None else None

@@ -21,7 +21,7 @@ from sqlfoundry import __version__
 from sqlfoundry.config.loader import ConfigError, dump_config
 from sqlfoundry.config.schema import RunConfig
 from sqlfoundry.data.formatting import training_example
-from sqlfoundry.data.prepare import PreparedData, prepare_data
+from sqlfoundry.data.prepare import PreparedData, fingerprint, prepare_data
 from sqlfoundry.sql.compare import exact_match
 from sqlfoundry.modeling.builtin import resolve_model_path
 from sqlfoundry.modeling.generation import generate_sql
@@ -164,6 +164,7 @@ def drop_too_long(prepared: PreparedData, tokenizer, system_prompt: str, max_len
         raise ConfigError(f"training.max_length={max_length}: no {'train' if not prepared.train else 'eval'} row fits; "
                           "raise training.max_length or use narrower schemas")
     prepared.report.train_rows, prepared.report.eval_rows = len(prepared.train), len(prepared.eval)
+    prepared.report.fingerprint = fingerprint(prepared.train, prepared.eval)  # of the rows really trained on
 
 
 def _write_json(path: Path, payload) -> None:

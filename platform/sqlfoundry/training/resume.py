@@ -27,8 +27,12 @@ ResumeMode = Literal["check", "fresh", "anyway"]
 # Sections and keys that cannot change the trained weights: where results go, how often to log or
 # save, what to measure afterwards. Everything else (model, quantization, lora, loraplus, neftune,
 # data, the rest of training) does, and must match for a resume.
-_SECTIONS_NOT_TRAINED = ("output", "ray", "tune")
+_SECTIONS_NOT_TRAINED = ("output", "tune")
 _KEYS_NOT_TRAINED = {
+    # Ray settings that place or restart workers; num_workers (the effective batch and data
+    # sharding), use_gpu and resources_per_worker (precision, threads) do shape the weights.
+    "ray.accelerator_type", "ray.storage_path", "ray.run_name", "ray.checkpoints_to_keep", "ray.max_failures",
+    "ray.address",
     "training.logging_steps", "training.eval_steps", "training.save_steps", "training.save_total_limit",
     "training.report_to", "training.final_generation_samples", "training.max_new_tokens", "training.threads",
 }
@@ -65,14 +69,24 @@ def prepare_run_state(config: RunConfig, run_name: str, mode: ResumeMode = "chec
     key = f"{run_name}/{RUN_FILE}"
     current = trained_config(config)
     earlier_bytes = store.get_bytes(key)
+    earlier_state = earlier_bytes is not None or bool(store.list(f"{run_name}/"))
     resumed = None
-    if earlier_bytes is not None and mode == "fresh":
+    if earlier_bytes is None and earlier_state and mode == "check":
+        # Checkpoints without a recorded config (a run from before this check, or a lost file):
+        # nothing tells whether the config changed, so the caller must say what they want.
+        raise ConfigError(
+            f"ray.run_name {run_name!r} in {config.ray.storage_path} has checkpoints but no record of the config "
+            "they were trained with. Rerun with --fresh to start over (deletes that run's checkpoints), "
+            "choose another ray.run_name, or pass --resume-anyway to continue it with this config.")
+    if earlier_state and mode == "fresh":
         if isinstance(store, LocalStore):  # folders too: Ray reads an empty checkpoint folder as one
             shutil.rmtree(store.root / run_name)
         else:
             for stale_key in store.list(f"{run_name}/"):
                 store.delete(stale_key)
         log.info("--fresh: deleted the earlier run %r in %s", run_name, config.ray.storage_path)
+    elif earlier_bytes is None and earlier_state:  # resume anyway, with nothing to compare against
+        resumed = {"earlier_config": None, "differing_keys": ["(not recorded)"]}
     elif earlier_bytes is not None:
         earlier = json.loads(earlier_bytes)["trained_config"]
         changed = differing_keys(earlier, current)

@@ -1,0 +1,64 @@
+"""Few-shot retrieval: the solved examples (question, context, answer) most similar to a request.
+
+BM25 (bm25s, numpy only) over each example's question words and schema identifiers, the request
+ranked the same way. A row with the request's own question is never returned: in evaluation the
+pool may hold the row being answered, and showing its SQL would be the answer key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+from sqlfoundry.answering.words import schema_words, text_words
+
+
+def _normal(question: str) -> str:
+    return " ".join(question.lower().split()).rstrip("?. ")
+
+
+def _document(question: str, schema: str) -> list[str]:
+    return text_words(question) + schema_words(schema)
+
+
+class ExampleIndex:
+    def __init__(self, rows: list[dict]):
+        self.rows = [{"question": r["question"], "context": r["context"], "answer": r["answer"]} for r in rows]
+        self._bm25 = bm25s.BM25()
+        if self.rows:
+            # bm25s refuses an empty document; a one-word placeholder matches nothing real.
+            self._bm25.index([_document(r["question"], r["context"]) or ["<empty>"] for r in self.rows],
+                             show_progress=False)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def search(self, question: str, schema: str, k: int) -> list[dict]:
+        """The `k` best-scoring rows, best first, leaving out rows asking `question` itself."""
+        if k <= 0 or not self.rows:
+            return []
+        known = self._bm25.vocab_dict
+        query = [word for word in _document(question, schema) if word in known]
+        if not query:
+            return []
+        scores = self._bm25.get_scores(query)
+        own = _normal(question)
+        ranked = np.argsort(-scores, kind="stable")  # best first, ties in file order
+        picked = []
+        for index in ranked.tolist():
+            if scores[index] <= 0 or len(picked) == k:
+                break
+            if _normal(self.rows[index]["question"]) != own:
+                picked.append(self.rows[index])
+        return picked
+
+
+def load_index(path: str | Path) -> ExampleIndex:
+    """An index of the usable rows (see data.prepare.row_problem) of a JSON/JSONL/Parquet file."""
+    from sqlfoundry.config.schema import DataConfig
+    from sqlfoundry.data.prepare import row_problem
+    from sqlfoundry.data.sources import load_raw_rows
+
+    return ExampleIndex([row for row in load_raw_rows(DataConfig(), str(path)) if row_problem(row) is None])
