@@ -370,7 +370,7 @@ def _fake_ingress(databases: Databases, sql: str):
     cls = SQLIngress.func_or_class
     ingress = types.SimpleNamespace(databases=databases, config=parse_serve_config({}),
                                     model=types.SimpleNamespace(generate=types.SimpleNamespace(remote=generate)))
-    for name in ("_schema", "_sql_schema", "_answer"):
+    for name in ("_schema", "_sql_schema", "_answer", "_generate"):
         setattr(ingress, name, functools.partial(getattr(cls, name), ingress))
     return ingress
 

@@ -208,16 +208,9 @@ class SQLIngress:
             raise ApiError(422, f"max_new_tokens must be at most {limits.max_new_tokens}", "max_new_tokens")
         snapshot = await self._schema(db)
         started = time.perf_counter()
-        try:
-            result = await self.model.generate.remote(SqlRequest(
-                schema=snapshot.text, question=body.question, adapter=body.adapter,
-                max_new_tokens=body.max_new_tokens or limits.default_max_new_tokens))
-        except BackPressureError:
-            raise ApiError(503, "the model is at capacity; retry shortly", kind="overloaded_error",
-                           headers={"Retry-After": "1"}) from None
-        if result["error"]:
-            status, kind = ERROR_STATUS[result["error"]]
-            raise ApiError(status, result["detail"], None if status == 500 else "adapter", kind=kind)
+        result = await self._generate(SqlRequest(
+            schema=snapshot.text, question=body.question, adapter=body.adapter,
+            max_new_tokens=body.max_new_tokens or limits.default_max_new_tokens))
         try:
             outcome = await asyncio.to_thread(run_candidate, db, result["sql"], body.max_rows, snapshot.tables)
         except DatabaseError as err:
@@ -266,6 +259,18 @@ class SQLIngress:
             log.info("request_id=%s route=%s status=%d latency_ms=%.0f", request.state.request_id, route,
                      status, elapsed_ms)
 
+    async def _generate(self, request) -> dict:
+        """The model deployment's answer; a full queue is 503 + Retry-After, an engine error its status."""
+        try:
+            result = await self.model.generate.remote(request)
+        except BackPressureError:
+            raise ApiError(503, "the model is at capacity; retry shortly", kind="overloaded_error",
+                           headers={"Retry-After": "1"}) from None
+        if result["error"]:
+            status, kind = ERROR_STATUS[result["error"]]
+            raise ApiError(status, result["detail"], None if status == 500 else "adapter", kind=kind)
+        return result
+
     async def _answer(self, schema: str, question: str, dialect: str, adapter: str | None,
                       max_new_tokens: int | None, request: Request, candidates: int | None = None,
                       tables: list | None = None) -> dict:
@@ -291,16 +296,9 @@ class SQLIngress:
         if self.config.log_text:
             log.info("request_id=%s schema=%r question=%r", request.state.request_id, schema, question)
         started = time.perf_counter()
-        try:
-            result = await self.model.generate.remote(SqlRequest(
-                schema=schema, question=question, adapter=adapter,
-                max_new_tokens=max_new_tokens or limits.default_max_new_tokens, candidates=candidates))
-        except BackPressureError:
-            raise ApiError(503, "the model is at capacity; retry shortly", kind="overloaded_error",
-                           headers={"Retry-After": "1"}) from None
-        if result["error"]:
-            status, kind = ERROR_STATUS[result["error"]]
-            raise ApiError(status, result["detail"], None if status == 500 else "adapter", kind=kind)
+        result = await self._generate(SqlRequest(
+            schema=schema, question=question, adapter=adapter,
+            max_new_tokens=max_new_tokens or limits.default_max_new_tokens, candidates=candidates))
         sql, valid, error = finish_sql(result["sql"], tables, dialect)
         return {
             "sql": sql, "dialect": dialect, "valid": valid, "error": error, "adapter": result["adapter"],
