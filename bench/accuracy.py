@@ -44,7 +44,11 @@ def run_overrides(long_steps: int) -> dict[str, list[str] | None]:
             f"training.max_steps={long_steps}", f"training.eval_steps={long_steps // 2}",
             f"training.save_steps={long_steps // 2}", "training.final_generation_samples=0"]
     return {"zero-shot": None, "quickstart": [], f"long{long_steps}": long + ["data.augment.enabled=false"],
-            f"long{long_steps}-augmented": long + ["data.augment.enabled=true"]}
+            f"long{long_steps}-augmented": long + ["data.augment.enabled=true"],
+            # Training distractors as wide as the realistic view and wider (4 columns, 2 tables there).
+            f"long{long_steps}-wide": long + ["data.augment.enabled=true", "data.augment.distractor_columns=[2,6]",
+                                              "data.augment.distractor_tables=[1,3]",
+                                              "data.augment.max_table_columns=16", "training.max_length=768"]}
 
 
 def _same_recipe(saved, wanted) -> bool:
@@ -148,7 +152,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=500)
     parser.add_argument("--runs", nargs="+", metavar="RUN",
                         help="runs to train (if needed) and evaluate: zero-shot quickstart longN longN-augmented "
-                             "(N = --long-steps); default all")
+                             "longN-wide (N = --long-steps); default all")
     parser.add_argument("--out", default="bench", help="report folder: OUT/accuracy.md, OUT/results/ (bench)")
     args = parser.parse_args()
     runs = run_overrides(args.long_steps)

@@ -75,6 +75,9 @@ def ray_local(s3_server):
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
+    # Serve gives its HTTP proxy 5 s to become ready and kills it otherwise: too short on a busy
+    # 2-core CI machine (the proxy's own start is what fails, not the code under test).
+    os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield ray
     ray.shutdown()

@@ -285,7 +285,6 @@ def test_repair_round_failure_keeps_the_first_answers():
     ({"candidatez": 2}, "strategy.candidatez", "unknown key"),
     ({"top_p": 1.5}, "strategy.top_p", "less than or equal to 1"),
     ({"candidates": 12, "max_candidates": 8}, "strategy", "candidates (12) must not exceed max_candidates (8)"),
-    ({"few_shot_k": 2}, "strategy", "few_shot_k > 0 needs examples"),
 ])
 def test_strategy_config_errors_name_the_key(section, key, message):
     for parse, error in ((lambda raw: parse_config(raw), ConfigError), (parse_serve_config, ServeConfigError)):
@@ -371,7 +370,7 @@ def test_eval_writes_candidates_and_votes_and_greedy_is_unchanged(tiny_model_dir
 @pytest.mark.parametrize("flags, message", [
     (["--candidates", "0"], "--candidates: Input should be greater than or equal to 1"),
     (["--top-p", "2"], "--top-p: Input should be less than or equal to 1"),
-    (["--few-shot-k", "2"], "few_shot_k > 0 needs examples"),
+    (["--few-shot-k", "2"], "few_shot_k > 0 needs examples, and no adapter is used: set strategy.examples"),
 ])
 def test_strategy_flag_errors_name_the_flag(tiny_model_dir, tmp_path, capsys, flags, message):
     from sqlfoundry.cli import main

@@ -368,7 +368,7 @@ def _fake_ingress(databases: Databases, sql: str):
                 "few_shot": 0, "repaired": False}
 
     cls = SQLIngress.func_or_class
-    ingress = types.SimpleNamespace(databases=databases, config=parse_serve_config({}),
+    ingress = types.SimpleNamespace(databases=databases, config=parse_serve_config({}), model_budget_s=None,
                                     model=types.SimpleNamespace(generate=types.SimpleNamespace(remote=generate)))
     for name in ("_schema", "_sql_schema", "_answer", "_generate"):
         setattr(ingress, name, functools.partial(getattr(cls, name), ingress))

@@ -328,14 +328,15 @@ def test_eval_cli_scores_predictions_and_compares(tmp_path, capsys):
     assert "2 examples changed EX" in capsys.readouterr().out
 
 
-def test_scoring_runs_as_ray_tasks_when_ray_is_up(ray_local):
+def test_scoring_runs_as_ray_tasks_when_given_ray_map(ray_local):
     from sqlfoundry.evaluation.datasets import Example
     from sqlfoundry.evaluation.runner import score_all
+    from sqlfoundry.raylayer import ray_map
 
     gold = "SELECT name FROM people WHERE age > 30"
     examples = [Example(i, "q", SCHEMA, gold, prediction=gold if i % 2 else "SELECT city FROM people")
                 for i in range(60)]
-    records = score_all(examples, k=2, chunk=10)
+    records = score_all(examples, k=2, chunk=10, map_chunks=ray_map)
     assert [r["id"] for r in records] == list(range(60))
     assert [r["ex"] for r in records if r["category"] == "scored"] == \
         [bool(r["id"] % 2) for r in records if r["category"] == "scored"]

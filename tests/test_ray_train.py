@@ -29,9 +29,14 @@ def test_two_workers_checkpoint_to_s3_and_push_adapter(tiny_model_dir, tmp_path,
     out = tmp_path / "out"
     config = ray_config(tiny_model_dir, out, f"ray.storage_path=s3://{s3_bucket}/ray",
                         f"output.push_to=s3://{s3_bucket}/registry", "output.adapter_name=tiny-sql")
-    result = train_with_ray(config)
+    events = []
+    result = train_with_ray(config, progress=events.append)
     assert result.global_step == 4
     assert result.effective_batch_size == 8 * 2  # per device x workers x accumulation
+    # rank 0's progress reached this process through the relay, once per step (the console's bar)
+    assert events[0]["event"] == "start" and events[0]["effective_batch"] == 16 and events[0]["workers"] == 2
+    assert [e["step"] for e in events if e["event"] == "step"] == [1, 2, 3, 4]
+    assert any("eval_loss" in e.get("logs", {}) for e in events) and "end" in [e["event"] for e in events]
     registry = Registry(f"s3://{s3_bucket}/registry")
     assert registry.versions("tiny-sql") == [result.pushed_version]
     manifest = registry.manifest("tiny-sql", result.pushed_version)
@@ -121,7 +126,7 @@ def test_config_error_type():
 
 def test_local_paths_are_made_absolute_for_workers(tmp_path, monkeypatch):
     """Workers and trials run in their own directories: relative local paths must not follow them."""
-    from sqlfoundry.training.ray_train import with_absolute_paths
+    from sqlfoundry.raylayer import with_absolute_paths
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "rows.jsonl").write_text("")

@@ -34,12 +34,15 @@ def test_loss_falls_over_30_steps_and_outputs_are_saved(tiny_model_dir, tmp_path
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5, losses
     assert evals[-1] < evals[0]
     for name in ("adapter/adapter_model.safetensors", "adapter/adapter_config.json", "adapter/tokenizer.json",
-                 "adapter/sqlfoundry_model.json", "config.yaml", "data_report.json", "metrics.jsonl",
-                 "run_info.json", "result.json"):
+                 "adapter/sqlfoundry_model.json", "adapter/examples.jsonl", "config.yaml", "data_report.json",
+                 "metrics.jsonl", "run_info.json", "result.json"):
         assert (out / name).is_file(), name
     saved = parse_config(__import__("yaml").safe_load((out / "config.yaml").read_text()))
     assert saved.training.max_steps == 30
     assert len(result.generation_samples) == 4 and result.generation_exact_match is not None
+    executed = [s["execution_match"] for s in result.generation_samples if s["execution_match"] is not None]
+    assert executed and all(isinstance(match, bool) for match in executed)  # synthetic golds mostly run
+    assert result.generation_execution_accuracy == sum(executed) / len(executed)
     assert result.tokens_per_second > 0
     # a finished run is never silently overwritten
     with pytest.raises(ConfigError, match="output.overwrite"):
@@ -85,11 +88,25 @@ def test_train_cli_reports_a_remote_run_without_metrics(tmp_path, monkeypatch, c
     from sqlfoundry.training.recipe import TrainResult
 
     config_file = tmp_path / "run.yaml"
-    config_file.write_text("data: {source: 'synthetic://40'}\n")
+    config_file.write_text(f"data: {{source: 'synthetic://40'}}\noutput: {{dir: '{tmp_path / 'out'}'}}\n")
     remote = TrainResult(output_dir=str(tmp_path), adapter_dir="", global_step=30, train_loss=None,
                          eval_loss=0.25, tokens_per_second=None, train_runtime_s=None)
-    monkeypatch.setattr(ray_train, "train_with_ray", lambda config, resume="check": remote)
+    monkeypatch.setattr(ray_train, "train_with_ray", lambda config, resume="check", progress=None: remote)
     assert main(["train", "--config", str(config_file)]) == 0
     printed = capsys.readouterr().out
     assert "train loss n/a, eval loss 0.2500, steps 30, n/a tokens/s" in printed
     assert "adapter saved to" not in printed
+
+
+def test_training_curve_skips_cut_lines_and_keeps_the_last_record_of_a_step(tmp_path):
+    from sqlfoundry.training.callbacks import training_curve
+
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("\n".join([
+        json.dumps({"step": 5, "loss": 1.0}), json.dumps({"step": 10, "loss": 0.8}),
+        json.dumps({"step": 10, "eval_loss": 0.9}), '{"step": 15, "lo',  # a worker died mid-write
+        json.dumps({"step": 10, "loss": 0.7}), json.dumps({"step": 15, "loss": 0.5, "train_runtime": 3.0}),
+    ]) + "\n")
+    assert training_curve(metrics) == [{"step": 5, "loss": 1.0}, {"step": 10, "loss": 0.7, "eval_loss": 0.9},
+                                       {"step": 15, "loss": 0.5}]
+    assert training_curve(tmp_path / "missing.jsonl") == []

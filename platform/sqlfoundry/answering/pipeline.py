@@ -12,12 +12,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from sqlfoundry.answering.execution import DatabaseCache, Execute, QueryFailed, sqlite_execute
 from sqlfoundry.answering.prune import prune_schema
 from sqlfoundry.answering.retrieve import ExampleIndex, load_index
 from sqlfoundry.answering.vote import vote
+from sqlfoundry.config.loader import ConfigError
 from sqlfoundry.config.schema import StrategyConfig
+from sqlfoundry.data.examples import EXAMPLES_FILE, examples_path
 from sqlfoundry.modeling.generation import Generation
 from sqlfoundry.sql.schema import SchemaError, Table, parse_schema, render_schema
 from sqlfoundry.sql.validate import check_query
@@ -76,9 +79,16 @@ class Pipeline:
         self.cache = cache if cache is not None else DatabaseCache(strategy.cache_size)
 
     @classmethod
-    def from_strategy(cls, strategy: StrategyConfig) -> "Pipeline":
-        index = load_index(strategy.examples) if strategy.few_shot_k and strategy.examples else None
-        return cls(strategy, index)
+    def from_strategy(cls, strategy: StrategyConfig, adapter_dir: str | Path | None = None) -> "Pipeline":
+        """Retrieval draws from strategy.examples, else from the examples.jsonl of `adapter_dir`."""
+        if not strategy.few_shot_k:
+            return cls(strategy)
+        source = strategy.examples or examples_path(adapter_dir)
+        if source is None:
+            where = f"adapter {adapter_dir} carries no {EXAMPLES_FILE}" if adapter_dir else "no adapter is used"
+            raise ConfigError(f"strategy.few_shot_k > 0 needs examples, and {where}: set strategy.examples "
+                             "(--examples FILE) to a JSON/JSONL file of question/context/answer rows")
+        return cls(strategy, load_index(source))
 
     def candidates(self, requested: int | None = None) -> int:
         return requested or self.strategy.candidates

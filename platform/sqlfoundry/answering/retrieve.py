@@ -56,9 +56,7 @@ class ExampleIndex:
 
 
 def load_index(path: str | Path) -> ExampleIndex:
-    """An index of the usable rows (see data.prepare.row_problem) of a JSON/JSONL/Parquet file."""
-    from sqlfoundry.config.schema import DataConfig
-    from sqlfoundry.data.prepare import row_problem
-    from sqlfoundry.data.sources import load_raw_rows
+    """An index of the usable rows of a JSON/JSONL/Parquet file (see data.examples.example_problem)."""
+    from sqlfoundry.data.examples import read_examples
 
-    return ExampleIndex([row for row in load_raw_rows(DataConfig(), str(path)) if row_problem(row) is None])
+    return ExampleIndex(read_examples(path))

@@ -13,16 +13,18 @@ from sqlfoundry import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sqlfoundry.cli import answer, manage, train
+    from sqlfoundry.cli import answer, examples, manage, train, ui
 
     parser = argparse.ArgumentParser(
         prog="sqlfoundry",
         description="Fine-tune code LLMs for text-to-SQL (QLoRA+, NEFTune) and generate SQL with them.",
     )
     parser.add_argument("--version", action="version", version=f"sqlfoundry {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging; train and serve also show library logs and Ray's worker output "
+                             "on the console instead of only in their log file")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (train, answer, manage):
+    for module in (train, answer, manage, examples, ui):
         module.register(commands)
     return parser
 

@@ -15,7 +15,7 @@ def cmd_generate(args) -> int:
     from sqlfoundry.answering.pipeline import Pipeline
     from sqlfoundry.modeling.loading import load_for_inference, set_cpu_threads
 
-    pipeline = Pipeline.from_strategy(strategy_from_args(args))
+    pipeline = Pipeline.from_strategy(strategy_from_args(args), args.adapter)
     set_cpu_threads()
     schema = Path(args.schema[1:]).read_text() if args.schema.startswith("@") else args.schema
     model, tokenizer, system_prompt = load_for_inference(args.adapter, args.base,
@@ -82,7 +82,7 @@ def _run_eval(args) -> int:
         from sqlfoundry.answering.pipeline import Pipeline
         from sqlfoundry.modeling.loading import load_for_inference, set_cpu_threads
 
-        pipeline = Pipeline.from_strategy(strategy)  # one database cache for every view and batch
+        pipeline = Pipeline.from_strategy(strategy, args.adapter)  # one database cache for every view and batch
         set_cpu_threads()
         model, tokenizer, system_prompt = load_for_inference(args.adapter, args.model,
                                                              trust_remote_code=args.trust_remote_code)
@@ -91,16 +91,18 @@ def _run_eval(args) -> int:
             predict(batch, model, tokenizer, system_prompt, args.batch_size, args.max_new_tokens, pipeline)
     # the realistic view draws distractors from the whole file, so a row's view does not depend on --limit
     pool = load_examples(args.data) if "realistic" in views and args.limit else None
+    map_chunks = None
     if os.environ.get("RAY_ADDRESS"):  # inside a Ray job: execute SQL as Ray tasks across the cluster
-        import ray
+        from sqlfoundry.raylayer import ensure_ray, ray_map
 
-        ray.init(address=os.environ["RAY_ADDRESS"])
+        ensure_ray(os.environ["RAY_ADDRESS"])
+        map_chunks = ray_map
     source = args.predictions or args.data
     settings = {"source": source, "adapter": args.adapter, "model": args.model, "limit": args.limit,
                 "k_databases": args.k_databases, "seed": args.seed, "timeout_s": args.timeout,
                 "strategy": strategy.model_dump()}
     records = run_views(examples, views, generate, k=args.k_databases, seed=args.seed,
-                        limits=Limits(timeout_s=args.timeout), pool=pool)
+                        limits=Limits(timeout_s=args.timeout), pool=pool, map_chunks=map_chunks)
     summaries = write_views(records, args.out, f"Evaluation of {args.adapter or args.model or source}", settings)
     print((Path(args.out) / "summary.md").read_text())
     for view in records:
@@ -129,7 +131,7 @@ def cmd_ask(args) -> int:
         from sqlfoundry.answering.pipeline import Pipeline
         from sqlfoundry.modeling.loading import load_for_inference, set_cpu_threads
 
-        pipeline = Pipeline.from_strategy(strategy_from_args(args))
+        pipeline = Pipeline.from_strategy(strategy_from_args(args), args.adapter)
         set_cpu_threads()
         model, tokenizer, system_prompt = load_for_inference(args.adapter, args.base,
                                                              trust_remote_code=args.trust_remote_code)

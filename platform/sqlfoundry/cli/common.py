@@ -13,6 +13,14 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_verbose_arg(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: `sqlfoundry -v train` and `sqlfoundry train -v` both work (a default here would
+    # overwrite the top-level flag)
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="also show library logs, warnings and Ray's worker output here (they always go "
+                             "to the log file)")
+
+
 def add_address_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else an embedded local Ray)")
 
@@ -30,8 +38,9 @@ def add_strategy_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--temperature", type=float, default=0.7, help="sampling temperature of candidates (0.7)")
     group.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling of candidates (0.95)")
     group.add_argument("--few-shot-k", type=int, default=0,
-                       help="solved examples retrieved into the prompt (BM25; needs --examples) (0)")
-    group.add_argument("--examples", help="JSON/JSONL question/context/answer rows to retrieve examples from")
+                       help="solved examples retrieved into the prompt (BM25) (0)")
+    group.add_argument("--examples", help="JSON/JSONL question/context/answer rows to retrieve examples from (default: "
+                       "the adapter's examples.jsonl, its training rows)")
     group.add_argument("--prune", action="store_true", help="drop tables/columns unrelated to the question "
                                                             "from wide schemas (keys and join columns stay)")
     group.add_argument("--prune-min-columns", type=int, default=16,

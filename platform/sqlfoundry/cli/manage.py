@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from sqlfoundry.cli.common import add_address_arg, add_config_args
+from sqlfoundry.cli.common import add_address_arg, add_config_args, add_verbose_arg
 
 
 def cmd_data_synth(args) -> int:
@@ -78,24 +78,29 @@ def cmd_adapters(args) -> int:
 def cmd_serve(args) -> int:
     import time
 
+    from sqlfoundry.logs import quiet, say
+    from sqlfoundry.raylayer import ensure_ray
     from sqlfoundry.serving.deploy import deploy, load_serve_file
-    from sqlfoundry.training.ray_train import ensure_ray
 
     config = load_serve_file(args.config, args.overrides)  # validated before Ray starts
     if args.port:
         config.setdefault("http_options", {})["port"] = args.port
-    ensure_ray(args.address)
-    url = deploy(config, timeout_s=args.timeout)
-    print(f"serving at {url}  (POST /v1/sql, POST /v1/chat/completions, GET /v1/models, GET /healthz)", flush=True)
-    if args.detach:
-        return 0
-    from ray import serve
+    with quiet(args.log_file, args.verbose) as log_file:
+        # The replicas log every request: without --verbose their output stays in Ray's session logs
+        # (/tmp/ray/session_latest/logs/serve/), not on this console.
+        ensure_ray(args.address, log_to_driver=args.verbose)
+        url = deploy(config, timeout_s=args.timeout)
+        say(f"serving at {url}: API POST {url}/v1/sql (and /v1/chat/completions, /v1/models, /healthz), "
+            f"playground {url}/ui; log {log_file}" + ("" if args.detach else "; Ctrl-C stops"))
+        if args.detach:
+            return 0
+        from ray import serve
 
-    try:
-        while True:
-            time.sleep(5)
-    except KeyboardInterrupt:
-        serve.shutdown()
+        try:
+            while True:
+                time.sleep(5)
+        except KeyboardInterrupt:
+            serve.shutdown()
     return 0
 
 
@@ -173,6 +178,10 @@ def register(commands) -> None:
     serve.add_argument("--timeout", type=float, default=900, help="seconds to wait for RUNNING (default 900)")
     serve.add_argument("--detach", action="store_true",
                        help="return once deployed (on a long-lived cluster) instead of serving until Ctrl-C")
+    serve.add_argument("--log-file", default="outputs/serve.log",
+                       help="where this process's logs and warnings go (default outputs/serve.log); the "
+                            "replicas' own logs stay in Ray's session folder")
+    add_verbose_arg(serve)
     serve.set_defaults(func=cmd_serve)
 
     models = commands.add_parser("models", help="builtin models").add_subparsers(

@@ -300,9 +300,10 @@ class StrategyConfig(_Section):
     temperature: float = Field(0.7, gt=0, le=2)
     top_p: float = Field(0.95, gt=0, le=1)
     seed: int = 0  # of the sampled candidates
-    # Solved examples retrieved (BM25 on question + schema identifiers) into the prompt; needs `examples`.
+    # Solved examples retrieved (BM25 on question + schema identifiers) into the prompt.
     few_shot_k: int = Field(0, ge=0, le=8)
-    # JSON/JSONL rows with question, context, answer: the examples retrieval draws from.
+    # JSON/JSONL rows with question, context, answer: the examples retrieval draws from. Unset: the
+    # adapter's own examples.jsonl (its training rows and any added with `sqlfoundry examples add`).
     examples: str | None = None
     # Drop tables and columns unrelated to the question when the schema has more than
     # prune_min_columns columns (keys and join columns of kept tables, and named tables, stay).
@@ -320,8 +321,6 @@ class StrategyConfig(_Section):
     def _consistent(self) -> "StrategyConfig":
         if self.candidates > self.max_candidates:
             raise ValueError(f"candidates ({self.candidates}) must not exceed max_candidates ({self.max_candidates})")
-        if self.few_shot_k and not self.examples:
-            raise ValueError("few_shot_k > 0 needs examples: a JSON/JSONL file of question/context/answer rows")
         return self
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -57,26 +58,17 @@ def _score_chunk(args) -> list[dict]:
     return [score_example(example, k, seed, limits) for example in examples]
 
 
-def _ray_is_running() -> bool:
-    import sys
-
-    # only a Ray someone already imported and started counts; never import Ray just to ask
-    return "ray" in sys.modules and sys.modules["ray"].is_initialized()
-
-
 def score_all(examples: list[Example], k: int = 3, seed: int = 0, limits: Limits = Limits(),
-              workers: int | None = None, chunk: int = 25) -> list[dict]:
-    """Score in a process pool (one worker per usable CPU), in input order, with a progress bar."""
+              workers: int | None = None, chunk: int = 25, map_chunks: Callable | None = None) -> list[dict]:
+    """Score in a process pool (one worker per usable CPU), in input order, with a progress bar.
+    `map_chunks(function, chunks)`, when given, runs the chunks instead and yields their results in
+    order: the CLI passes raylayer.ray_map inside a Ray job, so the chunks run across the cluster."""
     workers = workers or len(os.sched_getaffinity(0))
     chunks = [(examples[i:i + chunk], k, seed, limits) for i in range(0, len(examples), chunk)]
     records: list[dict] = []
     bar = tqdm(total=len(examples), desc="executing SQL", unit="example")
-    if _ray_is_running():  # on a Ray cluster (e.g. inside `ray job submit`): one Ray task per chunk
-        import ray
-
-        remote = ray.remote(num_cpus=1)(_score_chunk)
-        for ref in [remote.remote(item) for item in chunks]:
-            part = ray.get(ref)
+    if map_chunks is not None:
+        for part in map_chunks(_score_chunk, chunks):
             records.extend(part)
             bar.update(len(part))
     elif workers <= 1 or len(chunks) <= 1:
@@ -104,9 +96,11 @@ def write_run(records: list[dict], out_dir: str | Path, title: str, settings: di
 
 
 def run_views(examples: list[Example], views: list[str], generate=None, k: int = 3, seed: int = 0,
-              limits: Limits = Limits(), pool: list[Example] | None = None) -> dict[str, list[dict]]:
+              limits: Limits = Limits(), pool: list[Example] | None = None,
+              map_chunks: Callable | None = None) -> dict[str, list[dict]]:
     """Score `examples` on each view; `generate(examples)` fills the predictions of a view (None:
-    the examples already carry predictions, which only the original view can use)."""
+    the examples already carry predictions, which only the original view can use); `map_chunks`
+    as for score_all."""
     records = {}
     for view in views:
         batch = view_examples(examples, view, pool)
@@ -114,7 +108,7 @@ def run_views(examples: list[Example], views: list[str], generate=None, k: int =
             generate(batch)
         elif any(e.prediction is None for e in batch):
             raise ValueError(f"the {view} view needs a model to generate predictions for its schemas")
-        records[view] = score_all(batch, k=k, seed=seed, limits=limits)
+        records[view] = score_all(batch, k=k, seed=seed, limits=limits, map_chunks=map_chunks)
     return records
 
 

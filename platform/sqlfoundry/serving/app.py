@@ -19,16 +19,18 @@ from concurrent.futures import ThreadPoolExecutor
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from ray import serve
-from ray.serve.exceptions import BackPressureError
-from ray.serve.metrics import Counter, Histogram
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 
 from sqlfoundry.sql.schema import SchemaError, parse_schema
 from sqlfoundry.serving.api import ApiError, ChatBody, SqlBody, adapter_for_model, chat_to_sql_request, finish_sql
-from sqlfoundry.serving.config import ServeConfig, api_keys_for, parse_serve_config
+from sqlfoundry.serving.config import ServeConfig, ServeConfigError, api_keys_for, parse_serve_config
 from sqlfoundry.databases import DatabaseError, Databases, run_candidate
 from sqlfoundry.serving.api import QueryBody
 from sqlfoundry.serving.db_access import api_error, database_for, listing
 from sqlfoundry.serving.guard import RequestGuard, error_response
+from sqlfoundry.playground.mount import mount_playground
+from sqlfoundry.serving.metrics import UNRESOLVED_TAG, IngressMetrics, ModelMetrics, adapter_tag
 from sqlfoundry.storage.registry import Registry
 
 # Serve routes the "ray.serve" logger of a replica to its log files, with the request id.
@@ -39,6 +41,9 @@ log = logging.getLogger("ray.serve")
 ERROR_STATUS = {"unknown_adapter": (404, "not_found_error"), "adapter_mismatch": (409, "adapter_error"),
                 "adapter_invalid": (502, "adapter_error"), "adapter_unavailable": (503, "adapter_error"),
                 "generation_failed": (500, "server_error")}
+# A model replica gone mid-request (ActorDiedError, ActorUnavailableError are RayActorErrors).
+REPLICA_LOST = (RayActorError, DeploymentUnavailableError, ReplicaUnavailableError)
+REPLICA_LOSS_RETRIES = 1
 
 
 @serve.deployment(name="SQLModel", max_ongoing_requests=32, max_queued_requests=64)
@@ -58,22 +63,35 @@ class SQLModel:
         # Generation runs in one worker thread so the replica's event loop keeps collecting the
         # next batch (and answering health checks) while the model works.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
-        self.batch_size = Histogram("sqlfoundry_batch_size", description="Rows per generation batch",
-                                    boundaries=[1, 2, 4, 8, 16, 32, 64, 128])
-        self.generated_tokens = Counter("sqlfoundry_generated_tokens", description="Completion tokens generated")
+        self.metrics = ModelMetrics()
 
     async def generate(self, request) -> dict:
-        return await self.generate_batch(request)
+        arrival = time.perf_counter()
+        token = id(request)  # unique while the request object lives, i.e. while it is queued or running
+        self.metrics.arrived(token)
+        try:
+            return await self.generate_batch((token, arrival, request))
+        finally:
+            self.metrics.left(token)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.05)
-    async def generate_batch(self, requests: list) -> list[dict]:
-        self.batch_size.observe(len(requests))
+    async def generate_batch(self, items: list) -> list[dict]:
+        """`items`: (queue token, arrival perf_counter, SqlRequest) per request."""
+        self.metrics.batch_started([token for token, _, _ in items])
         started = time.perf_counter()
+        requests = [request for _, _, request in items]
         results = await asyncio.get_running_loop().run_in_executor(self.executor, self.engine.generate, requests)
-        log.info("generated a batch of %d in %.2fs", len(requests), time.perf_counter() - started)
-        tokens = sum(r.completion_tokens for r in results)
-        if tokens:  # Ray counters refuse 0
-            self.generated_tokens.inc(tokens)
+        elapsed = time.perf_counter() - started
+        log.info("generated a batch of %d in %.2fs", len(requests), elapsed)
+        tokens: dict[str, int] = {}
+        first_step = self.engine.first_step_at  # read before the next batch can reset it
+        for (_, arrival, _), result in zip(items, results):
+            if result.error is None:
+                adapter = adapter_tag(result.adapter)
+                tokens[adapter] = tokens.get(adapter, 0) + result.completion_tokens
+                if first_step is not None:
+                    self.metrics.first_token_ms(adapter, (first_step - arrival) * 1000)
+        self.metrics.batch_done(elapsed, tokens)
         return [r.to_dict() for r in results]
 
 
@@ -92,6 +110,8 @@ def _request_id(headers) -> str:
 # API key and body limit before FastAPI reads the body. (Serve's proxy puts the request id in the
 # X-Request-Id response header; error bodies carry it too.)
 app.add_middleware(RequestGuard, request_id=_request_id)
+# The playground (Gradio) at /ui, behind the same keys: a login form sets a /ui-only cookie.
+mount_playground(app)
 
 
 @app.exception_handler(ApiError)
@@ -108,11 +128,18 @@ async def _validation_error(request: Request, err: RequestValidationError):
     return error_response(request.state.request_id, ApiError(422, f"{field}: {first['msg']}", field))
 
 
-def _http_host() -> str:
-    """The host Serve's proxies bind (http_options.host), from the Serve controller."""
+def _http_options():
+    """Serve's HTTP options (http_options of the config file), from the Serve controller."""
     from ray.serve.context import _get_global_client
 
-    return _get_global_client().http_config.host
+    return _get_global_client().http_config
+
+
+def _model_budget_s(request_timeout_s: float | None) -> float | None:
+    """How long the ingress waits for the model: a little under the proxy's request_timeout_s, so
+    a request that waits for a replica (all of them restarting) is answered 503 + Retry-After by
+    us rather than 408 by the proxy. None (no proxy timeout): no bound."""
+    return None if request_timeout_s is None else max(1.0, request_timeout_s - 5)
 
 
 @serve.deployment(name="SQLIngress", max_ongoing_requests=512)
@@ -125,13 +152,11 @@ class SQLIngress:
         # Engines connect on first use: a database that is down does not stop the ingress starting.
         self.databases = Databases(self.config.databases, os.environ)
         # Refuses to start on a non-loopback host without keys (unless args.allow_unauthenticated).
-        app.state.api_keys = api_keys_for(_http_host(), self.config, os.environ)
+        http = _http_options()
+        app.state.api_keys = api_keys_for(http.host, self.config, os.environ)
+        self.model_budget_s = _model_budget_s(http.request_timeout_s)
         app.state.max_body_bytes = self.config.limits.max_body_bytes
-        self.requests = Counter("sqlfoundry_requests", description="HTTP requests by route and status",
-                                tag_keys=("route", "status"))
-        self.latency = Histogram("sqlfoundry_request_latency_ms", description="Request latency (ms)",
-                                 boundaries=[10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000],
-                                 tag_keys=("route",))
+        self.metrics = IngressMetrics()
         log.info("ingress ready: model_id=%s registry=%s auth=%s", self.config.model_id,
                  self.config.registry, "on" if app.state.api_keys else "off")
 
@@ -163,7 +188,7 @@ class SQLIngress:
 
     @app.post("/v1/query")
     async def query(self, body: QueryBody, request: Request) -> dict:
-        return await self._timed("/v1/query", request, self._query(body, request))
+        return await self._timed("/v1/query", request, self._query(body, request), bool(body.adapter))
 
     @app.post("/v1/sql")
     async def sql(self, body: SqlBody, request: Request) -> dict:
@@ -171,7 +196,7 @@ class SQLIngress:
             schema, dialect, tables = await self._sql_schema(body, request)
             return await self._answer(schema, body.question, dialect, body.adapter, body.max_new_tokens, request,
                                       body.candidates, tables)
-        return await self._timed("/v1/sql", request, run())
+        return await self._timed("/v1/sql", request, run(), bool(body.adapter))
 
     async def _sql_schema(self, body: SqlBody, request: Request) -> tuple:
         """(schema text, dialect, tables) of a /v1/sql body: its own schema (tables None: parsed from
@@ -240,12 +265,16 @@ class SQLIngress:
                           "total_tokens": answer["prompt_tokens"] + answer["completion_tokens"]},
                 "sqlfoundry": {k: answer[k] for k in ("valid", "error", "dialect", "adapter", "latency_ms")},
             }
-        return await self._timed("/v1/chat/completions", request, run())
+        return await self._timed("/v1/chat/completions", request, run(), body.model != self.config.model_id)
 
-    async def _timed(self, route: str, request: Request, work) -> dict:
+    async def _timed(self, route: str, request: Request, work, adapter_asked: bool) -> dict:
         started, status = time.perf_counter(), 200
+        adapter = UNRESOLVED_TAG if adapter_asked else adapter_tag(None)
         try:
-            return await work
+            answer = await work
+            # The adapter that answered (name@version; the chat route nests it): its name is the tag.
+            adapter = adapter_tag(answer.get("adapter") or answer.get("sqlfoundry", {}).get("adapter"))
+            return answer
         except ApiError as err:
             status = err.status
             raise
@@ -254,21 +283,41 @@ class SQLIngress:
             raise
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            self.requests.inc(tags={"route": route, "status": str(status)})
-            self.latency.observe(elapsed_ms, tags={"route": route})
+            self.metrics.record(route, status, adapter, elapsed_ms)
             log.info("request_id=%s route=%s status=%d latency_ms=%.0f", request.state.request_id, route,
                      status, elapsed_ms)
 
     async def _generate(self, request) -> dict:
-        """The model deployment's answer; a full queue is 503 + Retry-After, an engine error its status."""
-        try:
-            result = await self.model.generate.remote(request)
-        except BackPressureError:
-            raise ApiError(503, "the model is at capacity; retry shortly", kind="overloaded_error",
-                           headers={"Retry-After": "1"}) from None
+        """The model deployment's answer; a full queue is 503 + Retry-After, an engine error its status.
+
+        A model replica that dies with the request in flight (killed, out of memory, node lost) is
+        retried once: generation has no side effects, and Serve's router has by then dropped the
+        dead replica, so the retry goes to a live one (or waits for the replacement, within the
+        proxy's request_timeout_s). A second loss, or no answer within that time, is 503 +
+        Retry-After, never a 500, a 408 or a hang."""
+        deadline = None if self.model_budget_s is None else time.monotonic() + self.model_budget_s
+        for attempt in range(1 + REPLICA_LOSS_RETRIES):
+            try:
+                left = None if deadline is None else max(0.1, deadline - time.monotonic())
+                result = await asyncio.wait_for(self.model.generate.remote(request), left)  # cancels on timeout
+                break
+            except asyncio.TimeoutError:
+                raise ApiError(503, "the model did not answer in time (replicas restarting or overloaded); retry "
+                                    "shortly", kind="unavailable_error", headers={"Retry-After": "5"}) from None
+            except BackPressureError:
+                raise ApiError(503, "the model is at capacity; retry shortly", kind="overloaded_error",
+                               headers={"Retry-After": "1"}) from None
+            except REPLICA_LOST as err:
+                log.warning("model replica lost with a request in flight (attempt %d): %s", attempt + 1,
+                            type(err).__name__)
+        else:
+            raise ApiError(503, "the model replica stopped while answering; retry shortly",
+                           kind="unavailable_error", headers={"Retry-After": "2"})
         if result["error"]:
             status, kind = ERROR_STATUS[result["error"]]
-            raise ApiError(status, result["detail"], None if status == 500 else "adapter", kind=kind)
+            # The storage may answer again soon (adapters.py does not cache storage failures).
+            headers = {"Retry-After": "5"} if status == 503 else None
+            raise ApiError(status, result["detail"], None if status == 500 else "adapter", kind=kind, headers=headers)
         return result
 
     async def _answer(self, schema: str, question: str, dialect: str, adapter: str | None,
@@ -316,5 +365,18 @@ def build_app(args: dict):
     """Serve application builder: `args` is the `args:` mapping of a serve_configs/*.yaml app.
 
     Invalid args fail here, at deploy time, with the field named (ServeConfigError)."""
+    return bind_app(args)
+
+
+def bind_app(args: dict, options: dict[str, dict] | None = None):
+    """The application of `args` with `options` (deployment name -> `Deployment.options()` keywords,
+    the `deployments:` entries of a config file) applied: serving/deploy.py deploys a config file
+    through Serve's public API with it. Serve calls builders with one argument, hence build_app."""
+    options = dict(options or {})
+    model, ingress = (SQLModel.options(**options.pop("SQLModel", {})),
+                      SQLIngress.options(**options.pop("SQLIngress", {})))
+    if options:
+        raise ServeConfigError(f"deployments: unknown deployment {sorted(options)[0]!r} "
+                               "(this application has SQLModel and SQLIngress)")
     config = parse_serve_config(args).model_dump(mode="json")
-    return SQLIngress.bind(SQLModel.bind(config), config)
+    return ingress.bind(model.bind(config), config)

@@ -67,6 +67,15 @@ class ServeConfig(_Section):
     # Serve without API keys on a host other than loopback (only behind a gateway that authenticates).
     allow_unauthenticated: bool = False
 
+    @field_validator("strategy")
+    @classmethod
+    def _examples_file(cls, value: StrategyConfig) -> StrategyConfig:
+        # A replica holds one retrieval index for every adapter it serves: it comes from a file.
+        if value.few_shot_k and not value.examples:
+            raise ValueError("few_shot_k > 0 needs strategy.examples (a JSON/JSONL file of question/context/answer "
+                             "rows) when serving; replicas do not read each adapter's examples.jsonl yet")
+        return value
+
     @field_validator("databases")
     @classmethod
     def _database_names(cls, value: dict[str, DatabaseConfig]) -> dict[str, DatabaseConfig]:

@@ -1,5 +1,11 @@
 """Deploy a serve_configs/*.yaml file the way `serve run FILE` does, plus `--set` overrides of the
-application's args and a wait until it is RUNNING (or a clear failure)."""
+application's args and a wait until it is RUNNING (or a clear failure).
+
+Only Serve's public API is used: `serve.start` with the file's HTTP options and proxy location, each
+application bound by sqlfoundry.serving.app.bind_app with its `args` and its `deployments:` entries
+as `Deployment.options()`, then `serve.run_many` with each name and route prefix. Unlike `serve
+deploy FILE` (Serve's REST API), this needs no dashboard, and the applications are imperative ones:
+on a long-lived cluster, redeploy them with `sqlfoundry serve` (not `serve deploy`)."""
 
 from __future__ import annotations
 
@@ -38,17 +44,46 @@ def load_serve_file(path: str | Path, overrides: list[str] | None = None) -> dic
     return config
 
 
+def _application(app):
+    """The bound application of one ServeApplicationSchema entry."""
+    import inspect
+
+    from ray.serve import Deployment
+
+    from sqlfoundry.serving.app import bind_app
+
+    if app.import_path != APP_IMPORT_PATH:
+        raise ConfigError(f"applications[{app.name}].import_path {app.import_path}: `sqlfoundry serve` deploys "
+                          f"{APP_IMPORT_PATH} applications only; use `serve deploy FILE` for others")
+    options = {}
+    for entry in app.deployments:
+        fields = entry.model_dump(exclude_unset=True)
+        name = fields.pop("name")
+        unsupported = sorted(set(fields) - set(inspect.signature(Deployment.options).parameters))
+        if unsupported:
+            raise ConfigError(f"applications[{app.name}].deployments[{name}].{unsupported[0]}: not a "
+                              "Deployment.options() setting, so `sqlfoundry serve` cannot apply it; remove it")
+        options[name] = fields
+    if app.runtime_env:  # as Serve does for a config file: the app's runtime_env under each deployment's own
+        for name in ("SQLModel", "SQLIngress"):
+            actor = options.setdefault(name, {}).setdefault("ray_actor_options", {})
+            own = actor.get("runtime_env") or {}
+            actor["runtime_env"] = {**app.runtime_env, **own, "env_vars": {
+                **app.runtime_env.get("env_vars", {}), **own.get("env_vars", {})}}
+    return bind_app(app.args, options)
+
+
 def deploy(config: dict, timeout_s: float = 600) -> str:
     """Start Serve on the connected Ray (HTTP options from the file), deploy, wait for RUNNING.
     Returns the application's base URL."""
     from ray import serve
-    from ray.serve._private import api as serve_api
     from ray.serve.schema import ServeDeploySchema
 
     schema = ServeDeploySchema.model_validate(config)
-    client = serve_api.serve_start(http_options=schema.http_options.model_dump(),
-                                   proxy_location=schema.proxy_location)
-    client.deploy_apps(schema, _blocking=False)
+    targets = [serve.RunTarget(target=_application(app), name=app.name, route_prefix=app.route_prefix,
+                               logging_config=app.logging_config) for app in schema.applications]
+    serve.start(http_options=schema.http_options.model_dump(), proxy_location=schema.proxy_location)
+    serve.run_many(targets, wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
     names = [app.name for app in schema.applications]
     deadline = time.monotonic() + timeout_s
     while True:

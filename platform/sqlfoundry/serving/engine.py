@@ -5,6 +5,7 @@ anywhere; serving/app.py puts it behind Ray Serve."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -65,11 +66,22 @@ class SqlEngine:
         # Retrieval examples and the synthesized-database cache live as long as the replica.
         self.pipeline = Pipeline.from_strategy(config.strategy)
         self.sampling = Sampling(config.strategy.temperature, config.strategy.top_p, config.strategy.seed)
+        # perf_counter() at the end of the current batch's first forward pass (its prefill, which
+        # yields every row's first token): the engine does not stream, so this is what the Serve
+        # replica reports as time to first token. The hook sits on the base module, which peft
+        # wraps but still calls on every step; it survives adapter loads.
+        self.first_step_at: float | None = None
+        self.model.register_forward_hook(self._first_step)
+
+    def _first_step(self, *_) -> None:
+        if self.first_step_at is None:
+            self.first_step_at = time.perf_counter()
 
     def generate(self, requests: list[SqlRequest]) -> list[SqlResult]:
         """Answer a batch. A row whose adapter cannot be served gets that error and the rest still
         run; if generating the batch fails, its parts are answered apart and only rows that fail
         alone get generation_failed."""
+        self.first_step_at = None
         results = [SqlResult() for _ in requests]
         keys: list[str | None] = []
         for request, result in zip(requests, results):

@@ -4,7 +4,8 @@ A pure ASGI middleware (not `@app.middleware("http")`, whose `request.body()` bu
 upload): the API key is checked from the headers alone, then the body is read chunk by chunk and
 refused with 413 as soon as it passes `limits.max_body_bytes`, so neither an unauthenticated client
 nor a chunked upload without Content-Length can make the ingress hold more than the limit. The
-accepted body (at most the limit) is replayed to the application.
+accepted body (at most the limit) is replayed to the application. Websocket connections are
+refused outright, with or without a key.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from typing import Callable
 
 from starlette._utils import get_route_path
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocketClose
 
+from sqlfoundry.playground.session import LOGIN_PATH, is_ui_path, ui_request_allowed
 from sqlfoundry.serving.api import ApiError
 
 PUBLIC_PATHS = {"/healthz"}  # everything else, /docs and /openapi.json included, needs a key when keys are set
@@ -43,7 +46,13 @@ class RequestGuard:
         self.request_id = request_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":  # lifespan; the app has no websocket routes
+        if scope["type"] == "websocket":
+            # Nothing here speaks websocket (the API is HTTP; Gradio 6 streams over server-sent
+            # events), so none is let through, key or not: a later websocket route cannot open
+            # unguarded. Closed before accept, the server answers the handshake with 403.
+            await WebSocketClose(code=1008, reason="websockets are not served")(scope, receive, send)
+            return
+        if scope["type"] != "http":  # lifespan
             await self.app(scope, receive, send)
             return
         state = scope["app"].state
@@ -53,8 +62,15 @@ class RequestGuard:
         # Refusals before the body is read say Connection: close, so the server stops reading the
         # rest of the upload instead of draining it.
         close = {"Connection": "close"}
-        if state.api_keys and get_route_path(scope) not in PUBLIC_PATHS \
-                and not key_is_valid(headers.get("authorization", ""), state.api_keys):
+        path = get_route_path(scope)
+        # /ui (the playground) also takes its login cookie; the API never does.
+        if state.api_keys and path not in PUBLIC_PATHS \
+                and not key_is_valid(headers.get("authorization", ""), state.api_keys) \
+                and not ui_request_allowed(path, headers, state.api_keys):
+            if is_ui_path(path) and scope["method"] == "GET":  # a browser: to the login form
+                login = scope.get("root_path", "").rstrip("/") + LOGIN_PATH
+                await RedirectResponse(login, 303, headers=close)(scope, receive, send)
+                return
             await error_response(request_id, ApiError(
                 401, "missing or wrong API key: send Authorization: Bearer <key>", "authorization",
                 kind="authentication_error", headers={"WWW-Authenticate": "Bearer", **close}))(scope, receive, send)

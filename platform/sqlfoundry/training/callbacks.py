@@ -22,6 +22,26 @@ class JsonlMetricsCallback(TrainerCallback):
             handle.write(json.dumps(record) + "\n")
 
 
+def training_curve(path: str | Path) -> list[dict]:
+    """(step, loss, eval_loss) points of a run's metrics.jsonl, for the registry manifest (the
+    playground's Adapters tab plots them); [] when the run logged none."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    points: dict[int, dict] = {}
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line) if line.strip() else {}
+        except ValueError:  # a line cut short by a worker that died mid-write: the curve goes on
+            continue
+        kept = {k: record[k] for k in ("loss", "eval_loss") if isinstance(record, dict)
+                and isinstance(record.get(k), (int, float))}
+        if kept and isinstance(record.get("step"), int):
+            # A resumed run logs its steps again from the checkpoint on: the later record wins.
+            points.setdefault(record["step"], {}).update(kept)
+    return [{"step": step, **values} for step, values in sorted(points.items())]
+
+
 class FailOnceAtStep(TrainerCallback):
     """Fault injection for recovery tests: raise at `step` unless `marker` exists (then create it).
 

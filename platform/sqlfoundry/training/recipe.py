@@ -20,6 +20,7 @@ import torch
 from sqlfoundry import __version__
 from sqlfoundry.config.loader import ConfigError, dump_config
 from sqlfoundry.config.schema import RunConfig
+from sqlfoundry.data.examples import checked_examples, write_examples
 from sqlfoundry.data.formatting import training_example
 from sqlfoundry.data.prepare import PreparedData, fingerprint, prepare_data
 from sqlfoundry.sql.compare import exact_match
@@ -36,7 +37,7 @@ from sqlfoundry.modeling.loading import (
 )
 from sqlfoundry.modeling.lora import apply_lora, build_loraplus_optimizer
 from sqlfoundry.modeling.neftune import NEFTune
-from sqlfoundry.training.callbacks import FailOnceAtStep, JsonlMetricsCallback
+from sqlfoundry.training.callbacks import FailOnceAtStep, JsonlMetricsCallback, training_curve
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ class TrainResult:
     train_runtime_s: float | None
     data_report: dict = field(default_factory=dict)
     generation_exact_match: float | None = None
+    # Strict execution accuracy of the same generations on databases synthesized from each row's
+    # schema (evaluation.scoring); rows whose gold SQL is constant or fails there are not counted.
+    generation_execution_accuracy: float | None = None
     generation_samples: list[dict] = field(default_factory=list)
     effective_batch_size: int | None = None
     resumed_from_step: int | None = None  # global step of the checkpoint this run resumed from
@@ -129,6 +133,9 @@ def _sft_config(config: RunConfig, out: Path, use_bf16: bool, device: str):
         completion_only_loss=True,  # loss on the assistant's SQL only
         include_num_input_tokens_seen="non_padding",  # tokens/s counts real tokens, not padding
         dataloader_num_workers=0,
+        # one bar, the CLI's (training/progress.py); the Trainer then prints each logged dict as a
+        # plain line, which the quiet console sends to output.dir/train.log
+        disable_tqdm=True,
         ddp_find_unused_parameters=False,  # every LoRA parameter gets a gradient; skip the extra graph walk
     )
 
@@ -171,17 +178,35 @@ def _write_json(path: Path, payload) -> None:
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 
-def _generation_check(model, tokenizer, config: RunConfig, rows: list[dict]) -> tuple[float, list[dict]]:
+def _generation_check(model, tokenizer, config: RunConfig, rows: list[dict]) -> tuple[float, float | None, list[dict]]:
+    """Greedy generations for the first eval rows: (exact match, execution accuracy, samples)."""
+    # The evaluator's own scoring (pure functions over sql/), so this figure means what eval's EX means.
+    from sqlfoundry.evaluation.scoring import SCORED, score_schema_only
+
     rows = rows[: config.training.final_generation_samples]
     generations = generate_sql(
         model, tokenizer, [r["context"] for r in rows], [r["question"] for r in rows],
         system_prompt=config.data.system_prompt, max_new_tokens=config.training.max_new_tokens, progress=True,
     )
-    samples = [
-        {"question": r["question"], "gold": r["answer"], "prediction": g.sql, "exact_match": exact_match(g.sql, r["answer"])}
-        for r, g in zip(rows, generations)
-    ]
-    return sum(s["exact_match"] for s in samples) / len(samples), samples
+    samples = []
+    for row, generation in zip(rows, generations):
+        score = score_schema_only(row["context"], row["answer"], generation.sql)
+        samples.append({"question": row["question"], "gold": row["answer"], "prediction": generation.sql,
+                        "exact_match": exact_match(generation.sql, row["answer"]),
+                        "execution_match": score.ex if score.category == SCORED else None})
+    executed = [s["execution_match"] for s in samples if s["execution_match"] is not None]
+    execution_accuracy = sum(executed) / len(executed) if executed else None
+    return sum(s["exact_match"] for s in samples) / len(samples), execution_accuracy, samples
+
+
+def _final_step_eval(trainer) -> dict | None:
+    """The evaluation logged at the last step, if the run ended on one: evaluating again would give
+    the same numbers (same weights and rows; NEFTune adds noise only in training mode) for the cost
+    of another pass over the eval rows."""
+    for record in reversed(trainer.state.log_history):
+        if "eval_loss" in record:
+            return record if record.get("step") == trainer.state.global_step else None
+    return None
 
 
 def is_main_process() -> bool:
@@ -273,7 +298,7 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
     train_output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     if neftune:
         neftune.detach()
-    eval_metrics = trainer.evaluate()
+    eval_metrics = _final_step_eval(trainer) or trainer.evaluate()
     adapter_dir = out / ADAPTER_DIR
     metrics = train_output.metrics
     runtime = metrics.get("train_runtime")
@@ -296,6 +321,8 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
     trainer.model.save_pretrained(adapter_dir)
     tokenizer.save_pretrained(adapter_dir)
     write_adapter_meta(adapter_dir, config.model, config.quantization, config.data.system_prompt)
+    # The rows it learned from travel with the adapter: retrieval's default examples (few_shot_k).
+    write_examples(adapter_dir, checked_examples(prepared.train)[0])
     (out / "config.yaml").write_text(dump_config(config))
     _write_json(out / "run_info.json", {
         "sqlfoundry_version": __version__,
@@ -309,12 +336,15 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
     })
 
     if config.training.final_generation_samples and prepared.eval:
-        result.generation_exact_match, result.generation_samples = _generation_check(
+        (result.generation_exact_match, result.generation_execution_accuracy,
+         result.generation_samples) = _generation_check(
             trainer.model, tokenizer, config, prepared.eval)
     if config.output.push_to:
         result.pushed_version = push_adapter(config, adapter_dir, {
             "train_loss": result.train_loss, "eval_loss": result.eval_loss,
-            "generation_exact_match": result.generation_exact_match, "global_step": result.global_step,
-        }, result.data_report, {"resumed_from_step": resumed_from_step, "resumed_with_changes": resumed_with_changes})
+            "generation_exact_match": result.generation_exact_match,
+            "generation_execution_accuracy": result.generation_execution_accuracy, "global_step": result.global_step,
+        }, result.data_report, {"resumed_from_step": resumed_from_step, "resumed_with_changes": resumed_with_changes,
+                                "training_curve": training_curve(out / "metrics.jsonl")})
     _write_json(out / "result.json", result.to_dict())
     return result

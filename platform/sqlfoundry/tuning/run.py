@@ -46,7 +46,7 @@ def tune_run(config: RunConfig, promote: str | None = None) -> TuneOutcome:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from sqlfoundry.training.ray_train import check_fits, ensure_ray, storage_for_ray, with_absolute_paths
+    from sqlfoundry.raylayer import check_fits, ensure_ray, storage_for_ray, with_absolute_paths
     from sqlfoundry.training.recipe import check_runtime, push_adapter
     from sqlfoundry.tuning.trainable import run_trial
 
