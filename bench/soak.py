@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import sys
 import tempfile
 import threading
@@ -36,35 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from conftest import _free_port as free_port  # noqa: E402  (the tests' helpers: one copy of each)
+from motostore import Store  # noqa: E402
 APP = "sqlfoundry"
 SCHEMA = "CREATE TABLE head (age INTEGER, name VARCHAR, born_state VARCHAR)"
 REFS = [None, "a1@prod", "a2", "a3"]  # base, an alias, two latest-version refs
 SETTLE_S = 2.0  # after promotion + alias_refresh_s: margin for a resolve that began before it
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Store:
-    """The bench's object store: moto on loopback, in this process (its buckets survive a restart)."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.start()
-
-    def start(self):
-        from moto.server import ThreadedMotoServer
-
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
-
-    def stop(self):
-        self.server.stop()
-        self.server._server.server_close()  # stop() leaves the socket listening; a stopped store refuses
 
 
 def make_adapter(base_dir: str, name_or_path: str, folder: Path, seed: int) -> Path:
@@ -151,7 +128,6 @@ def main() -> None:
     boto3.client("s3").create_bucket(Bucket="soak")
     registry = Registry("s3://soak/registry")
     if args.model == "tiny":
-        sys.path.insert(0, str(ROOT / "tests"))
         from tiny import build_tiny_llama
 
         base_dir = name_or_path = str(build_tiny_llama(work / "tiny"))

@@ -59,3 +59,23 @@ def build_postgres(server) -> str:
         conn.execute(f"GRANT USAGE ON SCHEMA public TO {READER}")
         conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {READER}")
     return server.url(READER, "shop")
+
+
+def shop_settings(request, engine: str, owner: bool = False) -> dict:
+    """{url, password_env, env} of the shop database on `engine` (the owner's role with owner=True);
+    `request`: a test's pytest request, for the session fixtures (conftest.py) that build it."""
+    from conftest import PG_ADMIN_ENV, PG_READER_ENV
+
+    if engine == "postgres":
+        pg = request.getfixturevalue("shop_postgres")
+        return {"url": pg["admin_url"] if owner else pg["url"],
+                "password_env": PG_ADMIN_ENV if owner else PG_READER_ENV, "env": pg["env"]}
+    return {"url": request.getfixturevalue("shop_files")[engine], "password_env": None, "env": {}}
+
+
+def open_shop(request, engine: str, owner: bool = False, **settings):
+    from sqlfoundry.databases import Database, DatabaseConfig
+
+    shop = shop_settings(request, engine, owner)
+    config = DatabaseConfig(url=shop["url"], password_env=shop["password_env"], **settings)
+    return Database("shop", config, shop["env"])

@@ -14,8 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from conftest import PG_ADMIN_ENV, PG_READER_ENV
-from shopdb import CUSTOMERS, ORDERS, READER_PASSWORD
+from shopdb import CUSTOMERS, ORDERS, READER_PASSWORD, open_shop, shop_settings
 
 from sqlfoundry.databases import Database, DatabaseConfig, DatabaseError, Databases, execute_read_only, run_candidate
 from sqlfoundry.config.loader import ConfigError
@@ -26,21 +25,6 @@ from sqlfoundry.databases.execute import prepare_sql
 from sqlfoundry.sql.schema import parse_schema, render_schema
 
 ENGINES = ["sqlite", "duckdb", "postgres"]
-
-
-def _shop(request, engine: str, owner: bool = False) -> dict:
-    """{url, password_env, env} of the shop database on `engine` (the owner's role with owner=True)."""
-    if engine == "postgres":
-        pg = request.getfixturevalue("shop_postgres")
-        return {"url": pg["admin_url"] if owner else pg["url"],
-                "password_env": PG_ADMIN_ENV if owner else PG_READER_ENV, "env": pg["env"]}
-    return {"url": request.getfixturevalue("shop_files")[engine], "password_env": None, "env": {}}
-
-
-def open_shop(request, engine: str, owner: bool = False, **settings) -> Database:
-    shop = _shop(request, engine, owner)
-    config = DatabaseConfig(url=shop["url"], password_env=shop["password_env"], **settings)
-    return Database("shop", config, shop["env"])
 
 
 # What the inspector reads back, rendered as training data is: types in sqlglot's canonical
@@ -93,6 +77,9 @@ def _japan_orders() -> list[list]:
     # % in a literal reaches the database as written (no driver placeholder formatting)
     ("SELECT name FROM customers WHERE name LIKE '%1_' ORDER BY name", [["customer 10"], ["customer 11"],
                                                                          ["customer 12"]]),
+    # SQLite reads an unknown "double-quoted" name as a string (the model writes WikiSQL's literals so):
+    # elsewhere it would be a column, so it is made a literal before transpiling
+    ('SELECT COUNT(*) FROM customers WHERE country = "Japan"', [[4]]),
     # IFNULL is SQLite's; PostgreSQL has only COALESCE: the transpilation makes it run there
     ("SELECT IFNULL(country, 'none'), SUM(amount) FROM customers JOIN orders ON customers.id = orders.customer_id "
      "WHERE customers.id = 2 GROUP BY country", [["USA", 2.5 * sum(i for i, c, _, _ in ORDERS if c == 2)]]),
@@ -220,7 +207,7 @@ CONNECT_FAILURES = [
 @pytest.mark.parametrize("case, engine, make, env, reason", CONNECT_FAILURES)
 def test_a_connect_failure_names_the_database_and_a_reason_not_the_connection(request, caplog, case, engine,
                                                                                make, env, reason):
-    url = make(_shop(request, engine)["url"])
+    url = make(shop_settings(request, engine)["url"])
     db = Database("sales", DatabaseConfig(url=url, password_env="SALES_PW" if env else None), env)
     with caplog.at_level(logging.DEBUG):
         with pytest.raises(DatabaseError) as raised:
@@ -358,19 +345,25 @@ def test_sample_values_stay_on_their_comment_line(tmp_path, engine):
     assert [t.name for t in parse_schema(snapshot.text)] == ["notes"]  # no table from the data
 
 
-def _fake_ingress(databases: Databases, sql: str):
-    """SQLIngress's own route helpers on a stand-in object: no Ray, a model that writes `sql`."""
+def _fake_ingress(databases: Databases, sql: str, others: tuple[str, ...] = ()):
+    """SQLIngress's own route helpers on a stand-in object: no Ray, a model that writes `sql` (and
+    `others` as further candidates, when asked for more than one). `ingress.asked` keeps its requests."""
     from sqlfoundry.serving.app import SQLIngress
 
-    async def generate(_request):
+    async def generate(request):
+        ingress.asked.append(request)
+        sqls = [sql, *others][:request.candidates or 1]
         return {"error": None, "sql": sql, "adapter": None, "prompt_tokens": 1, "completion_tokens": 1,
-                "confidence": None, "candidates_considered": 1, "pruned_tables": [], "pruned_columns": [],
-                "few_shot": 0, "repaired": False}
+                "confidence": None, "candidates_considered": len(sqls), "pruned_tables": [], "pruned_columns": [],
+                "few_shot": 0, "repaired": False,
+                "candidates": [{"sql": s, "greedy": i == 0, "problem": None, "group": None, "repair": False}
+                               for i, s in enumerate(sqls)]}
 
     cls = SQLIngress.func_or_class
     ingress = types.SimpleNamespace(databases=databases, config=parse_serve_config({}), model_budget_s=None,
-                                    model=types.SimpleNamespace(generate=types.SimpleNamespace(remote=generate)))
-    for name in ("_schema", "_sql_schema", "_answer", "_generate"):
+                                    model=types.SimpleNamespace(generate=types.SimpleNamespace(remote=generate)),
+                                    asked=[])
+    for name in ("_schema", "_sql_schema", "_answer", "_generate", "_check_candidates", "_query"):
         setattr(ingress, name, functools.partial(getattr(cls, name), ingress))
     return ingress
 
@@ -395,6 +388,41 @@ def test_sql_for_a_database_is_checked_against_its_introspected_tables_not_the_t
     assert answer["valid"] is valid, answer["error"]
     if not valid:
         assert "pg_shadow" in answer["error"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("asked, rows, confidence, considered", [
+    (None, [[4]], None, 1),  # the deployment's default: one candidate, the greedy SQL run
+    (3, [[len(ORDERS)]], 2 / 3, 3),  # two of three candidates agree on the real rows
+])
+def test_query_candidates_run_on_the_database_and_the_vote_is_on_its_rows(request, engine, asked, rows,
+                                                                          confidence, considered):
+    """/v1/query: the replica is asked not to execute (execute_candidates false) and the ingress
+    runs the candidates on the database itself."""
+    from sqlfoundry.serving.api import QueryBody
+
+    shop = shop_settings(request, engine)
+    databases = Databases({"shop": DatabaseConfig(url=shop["url"], password_env=shop["password_env"])}, shop["env"])
+    japan = "SELECT COUNT(*) FROM customers WHERE country = 'Japan'"
+    ingress = _fake_ingress(databases, japan, ("SELECT COUNT(*) FROM orders", "SELECT COUNT(id) FROM orders"))
+    request_ = types.SimpleNamespace(headers={}, state=types.SimpleNamespace(request_id="test"))
+    body = QueryBody(database="shop", question="how many orders?", candidates=asked)
+    answer = asyncio.run(ingress._query(body, request_))
+    assert [r.execute_candidates for r in ingress.asked] == [False]
+    assert answer["rows"] == rows and answer["valid"] and answer["error"] is None
+    assert answer["candidates_considered"] == considered
+    assert answer["confidence"] == pytest.approx(confidence) if confidence else answer["confidence"] is None
+
+
+def test_query_candidates_past_the_deployment_limit_are_422(request):
+    from sqlfoundry.serving.api import ApiError, QueryBody
+
+    databases = Databases({"shop": DatabaseConfig(url=request.getfixturevalue("shop_files")["sqlite"])}, {})
+    ingress = _fake_ingress(databases, "SELECT 1")
+    request_ = types.SimpleNamespace(headers={}, state=types.SimpleNamespace(request_id="test"))
+    with pytest.raises(ApiError) as err:
+        asyncio.run(ingress._query(QueryBody(database="shop", question="q", candidates=9), request_))
+    assert err.value.status == 422 and err.value.param == "candidates" and not ingress.asked
 
 
 SCHEMA_NAMES = {"sqlite": "main", "duckdb": "main", "postgres": "public"}

@@ -43,3 +43,14 @@ def test_bad_deployment_entries_are_refused_by_name(tiny_model_dir, deployment, 
 
     with pytest.raises(ConfigError, match=message):
         _application(_schema(tiny_model_dir, deployment))
+
+
+def test_the_model_deployment_routes_by_adapter_with_the_lru_size_of_its_args(tiny_model_dir):
+    """bind_app sets serving/routing.py's router on SQLModel, sized by args.max_loaded_adapters."""
+    from sqlfoundry.serving.app import bind_app
+    from sqlfoundry.serving.routing import ROUTER_CLASS
+
+    app = bind_app({"model": {"name_or_path": str(tiny_model_dir)}, "max_loaded_adapters": 6})
+    model = app._bound_deployment.init_args[0]._bound_deployment  # ingress.bind(model.bind(...), ...)
+    router = model._deployment_config.request_router_config
+    assert router.request_router_class == ROUTER_CLASS and router.request_router_kwargs == {"adapters_per_replica": 6}

@@ -311,14 +311,22 @@ def test_overload_returns_503_with_retry_after_not_a_hang(served):
 def test_autoscales_from_one_to_two_replicas_and_back(served):
     from ray import serve
 
-    def replicas():
-        deployment = serve.status().applications["sqlfoundry"].deployments["SQLModel"]
-        return deployment.replica_states.get("RUNNING", 0)
+    def replica_states():
+        states = serve.status().applications["sqlfoundry"].deployments["SQLModel"].replica_states
+        return {getattr(state, "value", state): count for state, count in states.items() if count}
 
-    settle = time.monotonic() + 120  # earlier tests' load may still hold a second replica
-    while time.monotonic() < settle and replicas() != 1:
-        time.sleep(1)
-    assert replicas() == 1
+    def settle_at_one(timeout_s):
+        """Wait until exactly one replica runs and nothing else is starting or stopping, three checks in
+        a row: a replica that earlier tests' load started may still be STARTING when one is RUNNING."""
+        deadline, steady, states = time.monotonic() + timeout_s, 0, {}
+        while time.monotonic() < deadline and steady < 3:
+            states = replica_states()
+            steady = steady + 1 if states == {"RUNNING": 1} else 0
+            time.sleep(1)
+        return states
+
+    states = settle_at_one(120)
+    assert states == {"RUNNING": 1}, states
     stop = time.monotonic() + 90
     peak = 1
     with ThreadPoolExecutor(12) as pool:
@@ -327,15 +335,13 @@ def test_autoscales_from_one_to_two_replicas_and_back(served):
                 post(served, "/v1/sql", sql_body(max_new_tokens=48))
         futures = [pool.submit(hammer, i) for i in range(12)]
         while time.monotonic() < stop and peak < 2:
-            peak = max(peak, replicas())
+            peak = max(peak, replica_states().get("RUNNING", 0))
             time.sleep(0.5)
         for future in futures:
             future.result()
     assert peak == 2
-    deadline = time.monotonic() + 120  # downscale delay + replica shutdown, slower on a loaded machine
-    while time.monotonic() < deadline and replicas() != 1:
-        time.sleep(1)
-    assert replicas() == 1
+    states = settle_at_one(120)  # downscale delay + replica shutdown, slower on a loaded machine
+    assert states == {"RUNNING": 1}, states
 
 
 def test_prometheus_metrics_are_exported(served):
@@ -368,7 +374,7 @@ def _needs(served, name):
 
 
 QUERY_FIELDS = {"sql", "dialect", "valid", "error", "columns", "rows", "row_count", "truncated", "latency_ms",
-                "adapter", "request_id"}
+                "adapter", "request_id", "confidence", "candidates_considered"}
 
 
 @pytest.mark.parametrize("name, dialect", [("shop_sqlite", "sqlite"), ("shop_duckdb", "duckdb"),
@@ -391,6 +397,10 @@ def test_a_question_on_a_real_database_over_http(served, name, dialect):
         assert body["error"] is None and body["row_count"] == len(body["rows"]) <= 5
     else:
         assert body["error"] and body["rows"] == [] and body["row_count"] == 0
+    voted = post(served, "/v1/query", {"database": name, "question": "How many orders are there?",
+                                       "max_new_tokens": 16, "candidates": 3})
+    assert voted.status_code == 200, voted.text
+    assert voted.json()["candidates_considered"] >= 3 and set(voted.json()) == QUERY_FIELDS
     sql_only = post(served, "/v1/sql", {"database": name, "question": "How many orders?", "max_new_tokens": 8})
     assert sql_only.status_code == 200, sql_only.text
     assert sql_only.json()["dialect"] == dialect and "rows" not in sql_only.json()

@@ -623,6 +623,17 @@ def test_candidates_per_request_in_one_mixed_batch(engine):
     assert (results[2].text, results[2].candidates_considered, results[2].confidence) == (alone.text, 1, None)
 
 
+def test_candidates_left_to_the_caller_are_checked_not_executed(engine):
+    """execute_candidates=False (/v1/query runs them on the real database): no synthesized
+    database is built, and every candidate comes back with its check, greedy first."""
+    misses = engine.pipeline.cache.misses
+    [result] = engine.generate([SqlRequest(SCHEMA, "how many heads?", 12, candidates=3, execute_candidates=False)])
+    assert result.error is None and engine.pipeline.cache.misses == misses
+    assert len(result.candidates) == 3 and [c["greedy"] for c in result.candidates] == [True, False, False]
+    assert result.sql in [c["sql"] for c in result.candidates]
+    assert all(set(c) == {"sql", "greedy", "problem", "group", "repair"} for c in result.candidates)
+
+
 def test_pruning_and_examples_reach_the_prompt(engine, monkeypatch):
     from sqlfoundry.answering.pipeline import Pipeline
     from sqlfoundry.answering.retrieve import ExampleIndex

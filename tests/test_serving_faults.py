@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from conftest import _free_port
+from motostore import Store
 from tiny import build_random_adapter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,29 +34,6 @@ def _env(**values):
     finally:
         for key, value in saved.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-
-
-class Store:
-    """A moto S3 server of this module's own, so stopping it touches no other test. moto keeps its
-    buckets in this process, so a restart on the same port finds them again, as a real store would."""
-
-    def __init__(self):
-        self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.server = None
-        self.start()
-
-    def start(self):
-        from moto.server import ThreadedMotoServer
-
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
-
-    def stop(self):
-        self.server.stop()
-        # ThreadedMotoServer.stop leaves the socket listening (connections would queue unanswered);
-        # a stopped store refuses connections.
-        self.server._server.server_close()
 
 
 @dataclass
@@ -268,7 +246,8 @@ def test_metrics_reach_the_ray_metrics_export_and_the_dashboard_reads_them(fault
     wanted = {"ray_sqlfoundry_requests_total", "ray_sqlfoundry_request_latency_ms_bucket",
               "ray_sqlfoundry_time_to_first_token_ms_bucket", "ray_sqlfoundry_batch_size_bucket",
               "ray_sqlfoundry_batch_latency_ms_bucket", "ray_sqlfoundry_generated_tokens_total",
-              "ray_sqlfoundry_batch_tokens_per_second_bucket", "ray_sqlfoundry_queue_length"}
+              "ray_sqlfoundry_batch_tokens_per_second_bucket", "ray_sqlfoundry_queue_length",
+              "ray_sqlfoundry_adapter_loads_total"}
     assert wanted <= queried, f"the dashboard does not read {wanted - queried}"
     port = ray._private.worker.global_worker.node.metrics_export_port
     def this_apps_alpha_lines(text: str) -> list[str]:

@@ -95,3 +95,36 @@ def test_check_query_applies_the_read_only_check(sql, reason):
     """Serving's `valid` and evaluation both go through check_query: it must refuse what check_read_only does."""
     checked = check_query(sql, HEAD)
     assert (checked.ok, checked.reason) == (reason is None, reason), checked
+
+
+MUSIC = parse_schema("CREATE TABLE artist (artist_name TEXT, country TEXT, id INTEGER); "
+                     "CREATE TABLE song (song_name TEXT, rating INTEGER, artist_id INTEGER, country TEXT)")
+
+
+@pytest.mark.parametrize("sql, problem", [
+    # a column of the schema, but not of the tables the query reads: sqlite's "no such column"
+    ("SELECT artist_name FROM artist WHERE rating > 9", "rating"),
+    ("SELECT T1.rating FROM artist AS T1", "rating"),
+    ("SELECT artist_name FROM artist WHERE id IN (SELECT artist_id FROM song WHERE artist_name = 'x')", None),
+    ("SELECT country FROM artist JOIN song ON artist.id = song.artist_id", "country"),  # ambiguous
+    # what the qualifier must accept: joins, aliases, CTEs, correlated subqueries, set operations
+    ("SELECT T1.artist_name FROM artist AS T1 JOIN song AS T2 ON T1.id = T2.artist_id WHERE T2.rating > 9", None),
+    ("SELECT count(*) AS n FROM artist ORDER BY n", None),
+    ('SELECT artist_name FROM artist WHERE country = "France"', None),  # sqlite's double-quoted string
+    # ... even when another table has a column of that name: sqlite resolves it in scope first
+    ('SELECT artist_name FROM artist WHERE country = "rating"', None),
+    ('SELECT T1.artist_name FROM artist AS T1 JOIN song AS T2 ON T1.id = T2.artist_id WHERE T1.country = "rating"',
+     None),
+    ("WITH best AS (SELECT artist_id, max(rating) AS r FROM song GROUP BY artist_id) "
+     "SELECT artist_name, r FROM artist JOIN best ON best.artist_id = artist.id", None),
+    ("SELECT artist_name FROM artist WHERE id IN (SELECT id FROM song WHERE rating > 5)", None),  # outer id
+    ("SELECT a.artist_name FROM artist a WHERE EXISTS (SELECT 1 FROM song s WHERE s.artist_id = a.id)", None),
+    ("SELECT artist_name FROM artist UNION SELECT song_name FROM song", None),
+    ("SELECT * FROM artist JOIN song ON artist.id = song.artist_id", None),
+    ("SELECT ARTIST_NAME FROM Artist WHERE \"Country\" = 'France'", None),  # any case, as sqlite
+])
+def test_columns_must_belong_to_the_tables_the_query_reads(sql, problem):
+    checked = check_query(sql, MUSIC)
+    assert checked.ok is (problem is None), checked
+    if problem:
+        assert checked.reason == "unknown_column" and f"no column named {problem} in the table" in checked.detail

@@ -9,10 +9,13 @@ completion untouched, exactly as a plain greedy decode.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from sqlfoundry.answering.execution import DatabaseCache, Execute, QueryFailed, sqlite_execute
 from sqlfoundry.answering.prune import prune_schema
@@ -22,6 +25,7 @@ from sqlfoundry.config.loader import ConfigError
 from sqlfoundry.config.schema import StrategyConfig
 from sqlfoundry.data.examples import EXAMPLES_FILE, examples_path
 from sqlfoundry.modeling.generation import Generation
+from sqlfoundry.modeling.loading import ADAPTER_META
 from sqlfoundry.sql.schema import SchemaError, Table, parse_schema, render_schema
 from sqlfoundry.sql.validate import check_query
 
@@ -80,7 +84,18 @@ class Pipeline:
 
     @classmethod
     def from_strategy(cls, strategy: StrategyConfig, adapter_dir: str | Path | None = None) -> "Pipeline":
-        """Retrieval draws from strategy.examples, else from the examples.jsonl of `adapter_dir`."""
+        """Retrieval draws from strategy.examples, else from the examples.jsonl of `adapter_dir`.
+        A strategy that does not set few_shot_k takes the adapter's (recorded by training), so its
+        prompts show as many examples as it was trained with."""
+        meta = Path(adapter_dir) / ADAPTER_META if adapter_dir is not None else None
+        if "few_shot_k" not in strategy.model_fields_set and meta is not None and meta.is_file():
+            try:  # adapter folders come from storage: their k is checked like a config's
+                recorded = json.loads(meta.read_text())
+                trained_k = recorded.get("few_shot_k", 0) if isinstance(recorded, dict) else None
+                strategy = StrategyConfig.model_validate({**strategy.model_dump(), "few_shot_k": trained_k})
+            except (ValueError, ValidationError) as err:  # JSONDecodeError is a ValueError
+                detail = err.errors()[0]["msg"] if isinstance(err, ValidationError) else "not JSON"
+                raise ConfigError(f"{meta}: few_shot_k: {detail}") from None
         if not strategy.few_shot_k:
             return cls(strategy)
         source = strategy.examples or examples_path(adapter_dir)

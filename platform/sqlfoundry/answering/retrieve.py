@@ -2,11 +2,13 @@
 
 BM25 (bm25s, numpy only) over each example's question words and schema identifiers, the request
 ranked the same way. A row with the request's own question is never returned: in evaluation the
-pool may hold the row being answered, and showing its SQL would be the answer key.
+pool may hold the row being answered, and showing its SQL would be the answer key. Training
+(few_shot_k) ranks its examples with this same search, so training and serving prompts match.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import bm25s
@@ -35,8 +37,10 @@ class ExampleIndex:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def search(self, question: str, schema: str, k: int) -> list[dict]:
-        """The `k` best-scoring rows, best first, leaving out rows asking `question` itself."""
+    def search(self, question: str, schema: str, k: int, exclude: Collection[int] = ()) -> list[dict]:
+        """The `k` best-scoring rows, best first, leaving out rows asking `question` itself and the
+        rows at the positions in `exclude` (training leaves out the row being trained on and its
+        duplicates by position: text alone does not say which pool row is the row itself)."""
         if k <= 0 or not self.rows:
             return []
         known = self._bm25.vocab_dict
@@ -50,7 +54,7 @@ class ExampleIndex:
         for index in ranked.tolist():
             if scores[index] <= 0 or len(picked) == k:
                 break
-            if _normal(self.rows[index]["question"]) != own:
+            if index not in exclude and _normal(self.rows[index]["question"]) != own:
                 picked.append(self.rows[index])
         return picked
 

@@ -100,7 +100,8 @@ def _run_eval(args) -> int:
     source = args.predictions or args.data
     settings = {"source": source, "adapter": args.adapter, "model": args.model, "limit": args.limit,
                 "k_databases": args.k_databases, "seed": args.seed, "timeout_s": args.timeout,
-                "strategy": strategy.model_dump()}
+                # the pipeline's: few_shot_k may be the adapter's own (Pipeline.from_strategy)
+                "strategy": (pipeline.strategy if generate is not None else strategy).model_dump()}
     records = run_views(examples, views, generate, k=args.k_databases, seed=args.seed,
                         limits=Limits(timeout_s=args.timeout), pool=pool, map_chunks=map_chunks)
     summaries = write_views(records, args.out, f"Evaluation of {args.adapter or args.model or source}", settings)

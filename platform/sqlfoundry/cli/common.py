@@ -37,8 +37,9 @@ def add_strategy_args(parser: argparse.ArgumentParser) -> None:
                        help="completions per question: the greedy one plus N-1 sampled, executed and voted on (1)")
     group.add_argument("--temperature", type=float, default=0.7, help="sampling temperature of candidates (0.7)")
     group.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling of candidates (0.95)")
-    group.add_argument("--few-shot-k", type=int, default=0,
-                       help="solved examples retrieved into the prompt (BM25) (0)")
+    group.add_argument("--few-shot-k", type=int, default=None,
+                       help="solved examples retrieved into the prompt (BM25) (default: the k the adapter was "
+                            "trained with, 0 without one)")
     group.add_argument("--examples", help="JSON/JSONL question/context/answer rows to retrieve examples from (default: "
                        "the adapter's examples.jsonl, its training rows)")
     group.add_argument("--prune", action="store_true", help="drop tables/columns unrelated to the question "
@@ -64,9 +65,11 @@ def strategy_from_args(args):
     from sqlfoundry.config.schema import StrategyConfig
 
     values = {"candidates": args.candidates, "max_candidates": max(args.candidates, 1), "temperature": args.temperature,
-              "top_p": args.top_p, "few_shot_k": args.few_shot_k, "examples": args.examples, "prune": args.prune,
+              "top_p": args.top_p, "examples": args.examples, "prune": args.prune,
               "prune_min_columns": args.prune_min_columns, "repair": args.repair,
               "databases": args.strategy_databases}
+    if args.few_shot_k is not None:  # unset: Pipeline.from_strategy takes the adapter's own k
+        values["few_shot_k"] = args.few_shot_k
     try:
         return StrategyConfig(**values)
     except ValidationError as err:

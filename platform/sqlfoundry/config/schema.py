@@ -336,5 +336,7 @@ class RunConfig(_Section):
     ray: RayConfig = Field(default_factory=RayConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
     # Validated with the run config; `sqlfoundry eval`/`generate` take the same keys as flags and serving
-    # as args.strategy. Training does not read it yet (training prompts carry no retrieved examples).
+    # as args.strategy. Training reads only few_shot_k: each training prompt then shows that many
+    # examples retrieved from the other training rows (never strategy.examples), and the adapter's
+    # metadata records it. The other keys are how answers are made and do not change training.
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)

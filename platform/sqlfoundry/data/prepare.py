@@ -1,4 +1,5 @@
-"""Validate, deduplicate, decontaminate, sample and split rows, counting every row that is dropped."""
+"""Validate, deduplicate, decontaminate, sample and split rows, counting every row that is dropped;
+then, for few_shot_k > 0, give each row the solved examples its training prompt shows."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import hashlib
 import json
 import logging
 import random
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 
 from tqdm.auto import tqdm
 
 from sqlfoundry.config.schema import DataConfig
 from sqlfoundry.data.augment import TRAIN_POOL, augment_rows, build_vocabulary, realistic_view
+from sqlfoundry.data.examples import example_problem
 from sqlfoundry.data.mix import mix_rows
 from sqlfoundry.data.sources import load_raw_rows
 from sqlfoundry.sql.schema import SchemaError, parse_schema
@@ -185,3 +188,51 @@ def prepare_data(data: DataConfig, progress: bool = True) -> PreparedData:
     prepared = prepare_rows(load_raw_rows(data), data, data.source, progress)
     log.info(prepared.report.summary())
     return prepared
+
+
+# A row's retrieved examples travel under this key (rows without it have none): the training
+# prompt is training_example(row, system_prompt, row.get(EXAMPLES_KEY, ())).
+EXAMPLES_KEY = "examples"
+# search(question, schema, k, exclude): up to k rows of the example pool, best first, none at a pool
+# position in `exclude`. Training hands in answering.retrieve.ExampleIndex.search: answering imports
+# data, so data cannot import it, and a plain callable keeps one ranking code for training and serving.
+Search = Callable[[str, str, int, Collection[int]], list[dict]]
+
+
+def example_pool(train_rows: list[dict]) -> tuple[list[dict], list[int | None]]:
+    """The training rows usable as examples (data.examples.example_problem), in order: what the
+    adapter's examples.jsonl holds and serving retrieves from, so training must retrieve from exactly
+    these. Also each training row's position in the pool (None: not in it)."""
+    pool: list[dict] = []
+    positions: list[int | None] = []
+    for row in train_rows:
+        if example_problem(row) is None:
+            positions.append(len(pool))
+            pool.append({name: row[name] for name in FIELDS})
+        else:
+            positions.append(None)
+    return pool, positions
+
+
+def attach_examples(prepared: PreparedData, pool: list[dict], positions: list[int | None], search: Search,
+                    k: int) -> None:
+    """Give every training and eval row its `k` examples from `pool` (training rows only), under
+    EXAMPLES_KEY. Never shown: the row itself (by its pool position) nor any pool row with its
+    question or with its schema and gold SQL: data.mix repeats rows and a paraphrase over the same
+    schema has the same SQL, and either would put the answer in the prompt."""
+    by_question: dict[str, set[int]] = defaultdict(set)
+    by_answer: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for position, row in enumerate(pool):
+        by_question[normalize_text(row["question"])].add(position)
+        by_answer[(normalize_text(row["context"]), normalize_text(row["answer"]))].add(position)
+
+    def examples(row: dict, own: int | None) -> dict:
+        leaks = (by_question.get(normalize_text(row["question"]), set())
+                 | by_answer.get((normalize_text(row["context"]), normalize_text(row["answer"])), set()))
+        exclude = (leaks | {own}) if own is not None else leaks
+        return {**row, EXAMPLES_KEY: search(row["question"], row["context"], k, exclude)}
+
+    rows = tqdm(zip(prepared.train, positions), total=len(prepared.train), desc="retrieving examples",
+                unit="row", disable=len(prepared.train) < 5000)
+    prepared.train = [examples(row, own) for row, own in rows]
+    prepared.eval = [examples(row, None) for row in prepared.eval]

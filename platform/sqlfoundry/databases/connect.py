@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 # DuckDB's read_only only stops writes to the file: without these, COPY ... TO writes host files,
 # read_csv/read_text read them and INSTALL/LOAD fetch code. lock_configuration stops a query from
 # SETting them back.
+# PostgreSQL connections per database per process (serving: per ingress replica).
+POOL_SIZE, POOL_OVERFLOW = 4, 4
 DUCKDB_CONFIG = {"enable_external_access": False, "autoinstall_known_extensions": False,
                  "autoload_known_extensions": False, "memory_limit": "1GB", "threads": 2,
                  "lock_configuration": True}
@@ -51,7 +53,7 @@ def connect_reason(text: str) -> str:
 
 class DatabaseError(Exception):
     """A failure talking to a database, with a message safe to show a caller (no URL, no password).
-    kind: unknown_database | config | connect_failed | query_failed | timeout"""
+    kind: unknown_database | config | connect_failed | busy | query_failed | timeout"""
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
@@ -136,7 +138,9 @@ class Database:
             # time limit, before any statement of ours runs (execute also sets both per transaction).
             options = (f"-c default_transaction_read_only=on "
                        f"-c statement_timeout={int(self.config.timeout_s * 1000)}")
-            return sa.create_engine(url, pool_size=4, max_overflow=4, pool_pre_ping=True,
+            # pool_timeout: a request waits for a connection at most as long as its query may run.
+            return sa.create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_pre_ping=True,
+                                    pool_timeout=self.config.timeout_s,
                                     connect_args={"options": options, "connect_timeout": 10,
                                                   "application_name": "sqlfoundry"})
         if self.config.backend == "duckdb":
@@ -154,6 +158,9 @@ class Database:
             return self.engine.connect()
         except DatabaseError:
             raise
+        except sa.exc.TimeoutError:  # every pooled connection in use for timeout_s: busy, not down
+            raise DatabaseError("busy", f"database {self.name!r}: all its connections are in use; retry shortly") \
+                from None
         except Exception as err:
             raise self.failure("connect_failed", "cannot connect", err) from None
 

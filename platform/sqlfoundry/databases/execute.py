@@ -27,11 +27,12 @@ from dataclasses import asdict, dataclass, field
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.scope import traverse_scope
 
 from sqlfoundry.databases.connect import Database, driver_message
 from sqlfoundry.sql.execute import lock_read_only
 from sqlfoundry.sql.schema import Table
-from sqlfoundry.sql.validate import check_query
+from sqlfoundry.sql.validate import check_query, sqlite_literals
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,62 @@ def _foreign_table(tree, schema_name: str | None) -> str | None:
     return None
 
 
+def _spell_as_introspected(tree: exp.Expression, tables: list[Table]) -> exp.Expression:
+    """Table and column names as the database spells them, quoted where case matters.
+
+    The model writes names case-insensitively (SQLite, where it learned, ignores case), but
+    PostgreSQL folds an unquoted name to lower case: a table created as "Singer" with a column
+    "Singer_ID" is only reachable quoted. Each column is spelled as the table it comes from spells
+    it (found in its scope: two tables may spell one name differently), and a bare name in ORDER
+    BY / GROUP BY / HAVING that a select alias defines is the alias, left alone."""
+    by_name = {t.name.lower(): t for t in tables}
+
+    def respell(identifier, exact: str | None) -> None:
+        if isinstance(identifier, exp.Identifier) and exact is not None and (exact != exact.lower()
+                                                                             or identifier.quoted):
+            identifier.set("this", exact)  # a quoted "cname" is cName too, as in SQLite
+            identifier.set("quoted", True)
+
+    def column_of(table: Table, name: str) -> str | None:
+        return next((c for c in table.column_names if c.lower() == name.lower()), None)
+
+    def tables_of(scope) -> dict:
+        """alias -> (table, named by the table's own name), the enclosing scopes' too (a correlated
+        subquery names the outer query's tables), the nearest first."""
+        found: dict = {}
+        while scope is not None:
+            for alias, source in scope.sources.items():
+                if isinstance(source, exp.Table):
+                    found.setdefault(alias.lower(), (by_name.get(source.name.lower()), not source.alias))
+            scope = scope.parent
+        return found
+
+    for scope in traverse_scope(tree):
+        sources = tables_of(scope)
+        own = {alias.lower() for alias, source in scope.sources.items() if isinstance(source, exp.Table)}
+        selects = scope.expression.selects if isinstance(scope.expression, exp.Select) else []
+        output_aliases = {s.alias.lower() for s in selects if isinstance(s, exp.Alias)}
+        for column in list(scope.expression.find_all(exp.Column)):
+            if column.find_ancestor(exp.Select) is not scope.expression:
+                continue  # a subquery's column, placed in the subquery's own scope
+            if column.table:
+                table, named_by_table = sources.get(column.table.lower(), (None, False))
+                if table is not None and named_by_table:  # `singer.name` after FROM "Singer"
+                    respell(column.args.get("table"), table.name)
+            elif column.name.lower() in output_aliases and column.find_ancestor(exp.Order, exp.Group, exp.Having):
+                continue
+            else:
+                owners = [t for alias, (t, _) in sources.items() if alias in own and t is not None
+                          and column_of(t, column.name)]
+                table = owners[0] if len(owners) == 1 else None
+            if table is not None:
+                respell(column.this, column_of(table, column.name))
+    for table in tree.find_all(exp.Table):
+        if table.name.lower() in by_name:
+            respell(table.this, by_name[table.name.lower()].name)
+    return tree
+
+
 def prepare_sql(sql: str, tables: list[Table], dialect: str,
                 schema_name: str | None = None) -> tuple[str, bool, str | None]:
     """(sql in `dialect`, valid, error) for a generated SQLite statement, checked before and after
@@ -77,7 +134,11 @@ def prepare_sql(sql: str, tables: list[Table], dialect: str,
     if dialect == "sqlite":
         return sql, True, None
     try:
-        target = sqlglot.transpile(sql, read="sqlite", write=dialect)[0]
+        # The model's "double-quoted" strings are literals in SQLite only: say so before transpiling.
+        tree, _ = sqlite_literals(sqlglot.parse_one(sql, read="sqlite"), tables)
+        if dialect == "postgres":
+            tree = _spell_as_introspected(tree, tables)
+        target = tree.sql(dialect=dialect)
     except SqlglotError as err:
         return sql, False, f"transpile_error: {str(err).splitlines()[0][:200]}"
     checked = check_query(target, tables, dialect)

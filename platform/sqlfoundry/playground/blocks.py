@@ -153,6 +153,8 @@ def build_blocks(client_for: ClientFor, title: str = "sqlfoundry playground") ->
                     body = {"database": db, "question": question_text, "adapter": adapter_ref or None}
                     if max_tokens:
                         body["max_new_tokens"] = int(max_tokens)
+                    if n:
+                        body["candidates"] = int(n)
                     answer = await client.query(body)
                     result = Rows(answer["columns"], answer["rows"],
                                   f"{answer['row_count']} row(s) from database {db}"

@@ -113,6 +113,7 @@ class AdapterPool:
         self._resolved: dict[str, tuple[str, float]] = {}  # requested ref -> (name@version, when)
         self._unknown: OrderedDict[str, tuple[float, str]] = OrderedDict()  # ref -> (expires, detail), oldest first
         self.loaded: OrderedDict[str, LoadedAdapter] = OrderedDict()  # LRU, oldest first
+        self.loads = 0  # adapters pulled and loaded since start (sqlfoundry_adapter_loads)
 
     def resolve(self, ref_text: str) -> str:
         """name@version for a requested ref, re-resolving floating refs after refresh_s. Every
@@ -215,6 +216,7 @@ class AdapterPool:
                                                   f"{_short(err)}") from None
         model.eval()
         self.loaded[key] = loaded
+        self.loads += 1
         log.info("loaded adapter %s (%d loaded)", key, len(self.loaded))
         return model
 

@@ -67,6 +67,9 @@ class QueryBody(BaseModel):
     adapter: str | None = None
     max_rows: int | None = Field(None, ge=1)  # at most the database's max_rows
     max_new_tokens: int | None = Field(None, ge=1)
+    # Candidates to generate and run on the database, voting on their rows (at most the deployment's
+    # strategy.max_candidates); None: the deployment's strategy.candidates.
+    candidates: int | None = Field(None, ge=1)
 
     @field_validator("adapter")
     @classmethod

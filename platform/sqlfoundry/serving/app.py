@@ -19,19 +19,21 @@ from concurrent.futures import ThreadPoolExecutor
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from ray import serve
+from ray.serve.config import RequestRouterConfig
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 
 from sqlfoundry.sql.schema import SchemaError, parse_schema
 from sqlfoundry.serving.api import ApiError, ChatBody, SqlBody, adapter_for_model, chat_to_sql_request, finish_sql
 from sqlfoundry.serving.config import ServeConfig, ServeConfigError, api_keys_for, parse_serve_config
-from sqlfoundry.databases import DatabaseError, Databases, run_candidate
+from sqlfoundry.databases import DatabaseError, Databases
 from sqlfoundry.serving.api import QueryBody
-from sqlfoundry.serving.db_access import api_error, database_for, listing
+from sqlfoundry.serving.db_access import api_error, database_for, listing, run_and_vote
 from sqlfoundry.serving.guard import RequestGuard, error_response
 from sqlfoundry.playground.mount import mount_playground
+from sqlfoundry.serving.routing import ROUTER_CLASS
 from sqlfoundry.serving.metrics import UNRESOLVED_TAG, IngressMetrics, ModelMetrics, adapter_tag
-from sqlfoundry.storage.registry import Registry
+from sqlfoundry.storage.registry import AdapterRef, Registry
 
 # Serve routes the "ray.serve" logger of a replica to its log files, with the request id.
 log = logging.getLogger("ray.serve")
@@ -46,6 +48,7 @@ REPLICA_LOST = (RayActorError, DeploymentUnavailableError, ReplicaUnavailableErr
 REPLICA_LOSS_RETRIES = 1
 
 
+# Requests for an adapter go to its home replica (serving/routing.py; bind_app sets the router).
 @serve.deployment(name="SQLModel", max_ongoing_requests=32, max_queued_requests=64)
 class SQLModel:
     def __init__(self, config: dict):
@@ -78,9 +81,12 @@ class SQLModel:
     async def generate_batch(self, items: list) -> list[dict]:
         """`items`: (queue token, arrival perf_counter, SqlRequest) per request."""
         self.metrics.batch_started([token for token, _, _ in items])
-        started = time.perf_counter()
+        started, loads = time.perf_counter(), self.engine.adapters.loads
         requests = [request for _, _, request in items]
-        results = await asyncio.get_running_loop().run_in_executor(self.executor, self.engine.generate, requests)
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self.executor, self.engine.generate, requests)
+        finally:  # a batch that raises may have loaded adapters too
+            self.metrics.adapters_loaded(self.engine.adapters.loads - loads)
         elapsed = time.perf_counter() - started
         log.info("generated a batch of %d in %.2fs", len(requests), elapsed)
         tokens: dict[str, int] = {}
@@ -219,25 +225,33 @@ class SQLIngress:
 
     async def _query(self, body: QueryBody, request: Request) -> dict:
         """Generate SQL from the database's introspected schema, then run it there read-only
-        (databases.run_candidate: checked, transpiled, read-only transaction, time limit, row cap)."""
+        (databases.run_candidate: checked, transpiled, read-only transaction, time limit, row cap).
+        With several candidates the model replica only checks them; they run here, on the
+        database itself, and the vote is on their real rows (db_access.run_and_vote)."""
         from sqlfoundry.serving.engine import SqlRequest
 
         limits = self.config.limits
         db = database_for(self.databases, body.database, request.headers)
         if body.max_rows is not None and body.max_rows > db.config.max_rows:
             raise ApiError(422, f"max_rows must be at most {db.config.max_rows} (the database's max_rows)", "max_rows")
+        self._check_candidates(body.candidates)
         if len(body.question) > limits.max_question_chars:
             raise ApiError(422, f"question is {len(body.question)} characters; the limit is "
                                 f"{limits.max_question_chars}", "question")
         if body.max_new_tokens is not None and body.max_new_tokens > limits.max_new_tokens:
             raise ApiError(422, f"max_new_tokens must be at most {limits.max_new_tokens}", "max_new_tokens")
         snapshot = await self._schema(db)
+        if len(snapshot.text) > limits.max_schema_chars:
+            raise ApiError(422, f"database {db.name}'s schema is {len(snapshot.text)} characters; the limit is "
+                                f"{limits.max_schema_chars} (limits.max_schema_chars)", "database")
         started = time.perf_counter()
         result = await self._generate(SqlRequest(
             schema=snapshot.text, question=body.question, adapter=body.adapter,
-            max_new_tokens=body.max_new_tokens or limits.default_max_new_tokens))
+            max_new_tokens=body.max_new_tokens or limits.default_max_new_tokens, candidates=body.candidates,
+            execute_candidates=False))
         try:
-            outcome = await asyncio.to_thread(run_candidate, db, result["sql"], body.max_rows, snapshot.tables)
+            outcome, confidence = await asyncio.to_thread(run_and_vote, db, result["candidates"], body.max_rows,
+                                                          snapshot.tables)
         except DatabaseError as err:
             raise api_error(err) from None
         if outcome.error_kind == "timeout":
@@ -247,7 +261,13 @@ class SQLIngress:
             "columns": outcome.columns, "rows": outcome.rows, "row_count": outcome.row_count,
             "truncated": outcome.truncated, "latency_ms": round((time.perf_counter() - started) * 1000, 1),
             "adapter": result["adapter"], "request_id": request.state.request_id,
+            "confidence": confidence, "candidates_considered": len(result["candidates"]),
         }
+
+    def _check_candidates(self, candidates: int | None) -> None:
+        if candidates is not None and candidates > self.config.strategy.max_candidates:
+            raise ApiError(422, f"candidates must be at most {self.config.strategy.max_candidates} (the "
+                                "deployment's strategy.max_candidates)", "candidates")
 
     @app.post("/v1/chat/completions")
     async def chat(self, body: ChatBody, request: Request) -> dict:
@@ -296,10 +316,13 @@ class SQLIngress:
         proxy's request_timeout_s). A second loss, or no answer within that time, is 503 +
         Retry-After, never a 500, a 408 or a hang."""
         deadline = None if self.model_budget_s is None else time.monotonic() + self.model_budget_s
+        model = self.model
+        if request.adapter and self.config.adapter_affinity:  # to the adapter's home replica (routing.py)
+            model = model.options(multiplexed_model_id=AdapterRef.parse(request.adapter).name)
         for attempt in range(1 + REPLICA_LOSS_RETRIES):
             try:
                 left = None if deadline is None else max(0.1, deadline - time.monotonic())
-                result = await asyncio.wait_for(self.model.generate.remote(request), left)  # cancels on timeout
+                result = await asyncio.wait_for(model.generate.remote(request), left)  # cancels on timeout
                 break
             except asyncio.TimeoutError:
                 raise ApiError(503, "the model did not answer in time (replicas restarting or overloaded); retry "
@@ -326,9 +349,7 @@ class SQLIngress:
         from sqlfoundry.serving.engine import SqlRequest
 
         limits, strategy = self.config.limits, self.config.strategy
-        if candidates is not None and candidates > strategy.max_candidates:
-            raise ApiError(422, f"candidates must be at most {strategy.max_candidates} (the deployment's "
-                                "strategy.max_candidates)", "candidates")
+        self._check_candidates(candidates)
         if len(schema) > limits.max_schema_chars:
             raise ApiError(422, f"schema is {len(schema)} characters; the limit is {limits.max_schema_chars}", "schema")
         if len(question) > limits.max_question_chars:
@@ -373,10 +394,14 @@ def bind_app(args: dict, options: dict[str, dict] | None = None):
     the `deployments:` entries of a config file) applied: serving/deploy.py deploys a config file
     through Serve's public API with it. Serve calls builders with one argument, hence build_app."""
     options = dict(options or {})
-    model, ingress = (SQLModel.options(**options.pop("SQLModel", {})),
-                      SQLIngress.options(**options.pop("SQLIngress", {})))
+    parsed = parse_serve_config(args)
+    model_options = dict(options.pop("SQLModel", {}))
+    # The router mirrors each replica's adapter LRU (routing.py), so it needs the LRU's size.
+    model_options.setdefault("request_router_config", RequestRouterConfig(
+        request_router_class=ROUTER_CLASS, request_router_kwargs={"adapters_per_replica": parsed.max_loaded_adapters}))
+    model, ingress = SQLModel.options(**model_options), SQLIngress.options(**options.pop("SQLIngress", {}))
     if options:
         raise ServeConfigError(f"deployments: unknown deployment {sorted(options)[0]!r} "
                                "(this application has SQLModel and SQLIngress)")
-    config = parse_serve_config(args).model_dump(mode="json")
+    config = parsed.model_dump(mode="json")
     return ingress.bind(model.bind(config), config)

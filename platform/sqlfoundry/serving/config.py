@@ -49,6 +49,10 @@ class ServeConfig(_Section):
     # Adapter registry: local folder or s3://bucket/prefix; None serves the base model only.
     registry: str | None = None
     max_loaded_adapters: int = Field(4, ge=1, le=64)  # LRU per replica
+    # Requests for an adapter go to its home replica (serving/routing.py: rendezvous hashing of the
+    # adapter name over the live replicas), so each replica loads its share of the adapters instead
+    # of all of them in turn. Off: any replica, as for the base model.
+    adapter_affinity: bool = True
     # A name or name@alias is resolved again after this long: how fast a promotion reaches replicas.
     alias_refresh_s: float = Field(10.0, ge=0)
     # An adapter ref the registry does not know is answered 404 from memory for this long, so a

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sqlfoundry.answering.pipeline import Pipeline, Plan
@@ -28,6 +28,9 @@ class SqlRequest:
     max_new_tokens: int
     adapter: str | None = None  # name, name@version or name@alias
     candidates: int | None = None  # None: the deployment's strategy.candidates
+    # False: candidates are checked but not executed here; the caller runs them where the data is
+    # (/v1/query on a real database) and votes on their rows. SqlResult.candidates lists them.
+    execute_candidates: bool = True
 
 
 @dataclass
@@ -45,6 +48,7 @@ class SqlResult:
     pruned_tables: int = 0
     pruned_columns: int = 0
     few_shot: int = 0  # retrieved examples in the prompt
+    candidates: list[dict] = field(default_factory=list)  # sql, greedy, problem, group, repair (greedy first)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -146,7 +150,9 @@ class SqlEngine:
             choices = self.pipeline.run(
                 [plans[p] for p in positions], [prompts[p] for p in positions], [counts[p] for p in positions],
                 lambda sub, batch_prompts, sub_counts: generate([positions[i] for i in sub], batch_prompts, sub_counts),
-                lambda sub, plan, repair=None: render(positions[sub], plan, repair))
+                lambda sub, plan, repair=None: render(positions[sub], plan, repair),
+                # No databases (an empty list): static checks only, the caller executes.
+                [None if requests[rows[p]].execute_candidates else [] for p in positions])
             return dict(zip(positions, choices))
 
         def fail(positions: list[int], err: Exception) -> None:
@@ -195,4 +201,5 @@ class SqlEngine:
             result.candidates_considered = len(choice.candidates)
             result.pruned_tables, result.pruned_columns = plan.pruned_tables, plan.pruned_columns
             result.few_shot = len(plan.examples)
+            result.candidates = [asdict(candidate) for candidate in choice.candidates]
         return results

@@ -60,6 +60,8 @@ class ModelMetrics:
                                      tag_keys=("adapter",))
         self.generated_tokens = Counter("sqlfoundry_generated_tokens", description="Completion tokens generated",
                                         tag_keys=("adapter",))
+        self.adapter_loads = Counter("sqlfoundry_adapter_loads", description="Adapters pulled from the registry "
+                                     "and loaded onto this replica (LRU misses)")
         self.tokens_per_s = Histogram("sqlfoundry_batch_tokens_per_second", description="Completion tokens of "
                                       "a batch over its wall time", boundaries=TOKENS_PER_S)
         # Requests between arrival and their batch's start. A set, not a count: a request cancelled
@@ -89,6 +91,10 @@ class ModelMetrics:
         total = sum(tokens_by_adapter.values())
         if total and seconds > 0:
             self.tokens_per_s.observe(total / seconds)
+
+    def adapters_loaded(self, count: int) -> None:
+        if count:  # Ray counters refuse 0
+            self.adapter_loads.inc(count)
 
     def first_token_ms(self, adapter: str, milliseconds: float) -> None:
         self.first_token.observe(milliseconds, tags={"adapter": adapter})

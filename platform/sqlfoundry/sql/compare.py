@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlglot
-from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+
+from sqlfoundry.sql.validate import quoted_strings_to_literals
 
 
 def normalize_sql(sql: str) -> str:
@@ -31,9 +32,7 @@ def canonical_sql(sql: str, known_columns: set[str] | None = None) -> str | None
     if tree is None:
         return None
     if known_columns is not None:
-        for column in list(tree.find_all(exp.Column)):
-            if not column.table and column.this.quoted and column.name.lower() not in known_columns:
-                column.replace(exp.Literal.string(column.name))
+        tree = quoted_strings_to_literals(tree, known_columns)
     tree = normalize_identifiers(tree, dialect="sqlite")
     return tree.sql(dialect="sqlite", normalize_functions="upper")
 

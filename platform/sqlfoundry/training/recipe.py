@@ -1,6 +1,7 @@
 """The QLoRA+ / NEFTune supervised fine-tuning recipe. Reads top to bottom:
 
-config -> data -> tokenizer + model (NF4 optional) -> LoRA -> LoRA+ optimizer -> NEFTune ->
+config -> data (+ retrieved examples when strategy.few_shot_k > 0) -> tokenizer + model (NF4 optional) ->
+LoRA -> LoRA+ optimizer -> NEFTune ->
 TRL SFTTrainer (padding-free packing, loss on the SQL only, eval, early stopping, checkpoints)
 -> adapter + tokenizer + resolved config in the output folder -> optional generation check.
 """
@@ -18,15 +19,24 @@ from pathlib import Path
 import torch
 
 from sqlfoundry import __version__
+from sqlfoundry.answering.retrieve import ExampleIndex
 from sqlfoundry.config.loader import ConfigError, dump_config
 from sqlfoundry.config.schema import RunConfig
-from sqlfoundry.data.examples import checked_examples, write_examples
-from sqlfoundry.data.formatting import training_example
-from sqlfoundry.data.prepare import PreparedData, fingerprint, prepare_data
+from sqlfoundry.data.examples import write_examples
+from sqlfoundry.data.formatting import render_prompt, training_example
+from sqlfoundry.data.prepare import (
+    EXAMPLES_KEY,
+    PreparedData,
+    attach_examples,
+    example_pool,
+    fingerprint,
+    prepare_data,
+)
 from sqlfoundry.sql.compare import exact_match
 from sqlfoundry.modeling.builtin import resolve_model_path
-from sqlfoundry.modeling.generation import generate_sql
+from sqlfoundry.modeling.generation import generate_batch
 from sqlfoundry.modeling.loading import (
+    ADAPTER_META,
     attention_implementation,
     bf16_supported,
     default_device,
@@ -140,11 +150,31 @@ def _sft_config(config: RunConfig, out: Path, use_bf16: bool, device: str):
     )
 
 
+def _example(row: dict, system_prompt: str) -> dict:
+    """The training example of a prepared row, with its retrieved examples if it has any."""
+    return training_example(row, system_prompt, row.get(EXAMPLES_KEY, ()))
+
+
+def few_shot(prepared: PreparedData, k: int) -> list[dict]:
+    """The example pool of the training split (what the adapter's examples.jsonl gets); with k > 0
+    every row gets its k most similar pool rows, retrieved as serving retrieves them.
+
+    The retrieval happens here, not in data.prepare: answering imports data, so data may not import
+    answering, and moving the index below both would split it from serving's. Training sits above
+    both and hands prepare the serving search as a plain callable: one ranking code, same examples."""
+    pool, positions = example_pool(prepared.train)
+    if k:
+        attach_examples(prepared, pool, positions, ExampleIndex(pool).search, k)
+        log.info("training prompts show up to %d examples retrieved from %d training rows", k, len(pool))
+        prepared.report.fingerprint = fingerprint(prepared.train, prepared.eval)  # the examples are trained on too
+    return pool
+
+
 def _datasets(prepared: PreparedData, system_prompt: str):
     from datasets import Dataset
 
     def build(rows):
-        return Dataset.from_list([training_example(row, system_prompt) for row in rows])
+        return Dataset.from_list([_example(row, system_prompt) for row in rows])
 
     return build(prepared.train), build(prepared.eval)
 
@@ -153,7 +183,7 @@ def drop_too_long(prepared: PreparedData, tokenizer, system_prompt: str, max_len
     """Drop (and count) rows whose prompt + SQL exceed max_length tokens. TRL would truncate them,
     and a truncated row teaches the model to stop mid-query: wide schemas make such rows common."""
     def fits(row) -> bool:
-        example = training_example(row, system_prompt)
+        example = _example(row, system_prompt)
         ids = tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True,
                                             return_dict=True)["input_ids"]
         return len(ids) <= max_length
@@ -178,16 +208,26 @@ def _write_json(path: Path, payload) -> None:
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 
+def _record_few_shot_k(adapter_dir: Path, k: int) -> None:
+    """Add the examples per prompt the adapter was trained with to its metadata, so inference can
+    retrieve as many (answering.pipeline.Pipeline.from_strategy). Recorded for k = 0 too: trained
+    without examples is worth knowing."""
+    path = adapter_dir / ADAPTER_META
+    _write_json(path, {**json.loads(path.read_text()), "few_shot_k": k})
+
+
 def _generation_check(model, tokenizer, config: RunConfig, rows: list[dict]) -> tuple[float, float | None, list[dict]]:
     """Greedy generations for the first eval rows: (exact match, execution accuracy, samples)."""
     # The evaluator's own scoring (pure functions over sql/), so this figure means what eval's EX means.
     from sqlfoundry.evaluation.scoring import SCORED, score_schema_only
 
     rows = rows[: config.training.final_generation_samples]
-    generations = generate_sql(
-        model, tokenizer, [r["context"] for r in rows], [r["question"] for r in rows],
-        system_prompt=config.data.system_prompt, max_new_tokens=config.training.max_new_tokens, progress=True,
-    )
+    # Rendered here rather than by generate_sql so each row shows the examples it was trained with.
+    prompts = [render_prompt(tokenizer, r["context"], r["question"], config.data.system_prompt,
+                             examples=r.get(EXAMPLES_KEY, ())) for r in rows]
+    generations = []
+    for start in range(0, len(prompts), 8):
+        generations += generate_batch(model, tokenizer, prompts[start:start + 8], config.training.max_new_tokens)
     samples = []
     for row, generation in zip(rows, generations):
         score = score_schema_only(row["context"], row["answer"], generation.sql)
@@ -261,6 +301,11 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
     prepared = prepare_data(config.data, progress=is_main_process())
     tokenizer = load_tokenizer(config.model)
     drop_too_long(prepared, tokenizer, config.data.system_prompt, config.training.max_length)
+    # Retrieved examples (strategy.few_shot_k), drawn from the rows that fit on their own; the
+    # examples lengthen every prompt, so rows are measured again.
+    pool = few_shot(prepared, config.strategy.few_shot_k)
+    if config.strategy.few_shot_k:
+        drop_too_long(prepared, tokenizer, config.data.system_prompt, config.training.max_length)
     if is_main_process():
         _write_json(out / "data_report.json", prepared.report.to_dict())
     train_ds, eval_ds = _datasets(prepared, config.data.system_prompt)
@@ -321,8 +366,10 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
     trainer.model.save_pretrained(adapter_dir)
     tokenizer.save_pretrained(adapter_dir)
     write_adapter_meta(adapter_dir, config.model, config.quantization, config.data.system_prompt)
+    _record_few_shot_k(adapter_dir, config.strategy.few_shot_k)
     # The rows it learned from travel with the adapter: retrieval's default examples (few_shot_k).
-    write_examples(adapter_dir, checked_examples(prepared.train)[0])
+    # With k > 0 this is the pool training retrieved from, so serving ranks over the same rows.
+    write_examples(adapter_dir, pool)
     (out / "config.yaml").write_text(dump_config(config))
     _write_json(out / "run_info.json", {
         "sqlfoundry_version": __version__,
