@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import re
 import sys
@@ -57,14 +56,6 @@ def questions(dbs: list[str], per_db: int) -> list[dict]:
         if db_id in picked and len(picked[db_id]) < per_db:
             picked[db_id].append({"db_id": db_id, "question": row["question"], "gold": row["answer"]})
     return [row for db in dbs for row in picked[db]]
-
-
-def wilson(hits: int, n: int) -> list[float]:
-    if n == 0:
-        return [0.0, 0.0]
-    p, z = hits / n, 1.96
-    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return [round(100 * (centre - half) / (1 + z * z / n), 1), round(100 * (centre + half) / (1 + z * z / n), 1)]
 
 
 def gold_rows(row: dict) -> tuple[list[tuple] | None, bool]:
@@ -132,6 +123,7 @@ def main() -> None:
     from pgserver import start
 
     from sqlfoundry.databases import Database, DatabaseConfig
+    from sqlfoundry.evaluation.report import wilson_interval
     from sqlfoundry.modeling.loading import load_for_inference, set_cpu_threads
     from sqlfoundry.sql.execute import results_match
 
@@ -174,7 +166,7 @@ def main() -> None:
                 name = f"{engine}_n{candidates}"
                 report["runs"][name] = {
                     "engine": engine, "candidates": candidates, "ex": round(100 * hits / scored, 1),
-                    "ex_95ci": wilson(hits, scored), "n": scored,
+                    "ex_95ci": [round(100 * bound, 1) for bound in wilson_interval(hits, scored)], "n": scored,
                     "valid": sum(p["valid"] for p in predictions),
                     "runtime_errors": sum(bool(p["error"]) and p["valid"] for p in predictions),
                     "generate_ms_per_question": round(1000 * sum(p["generate_s"] for p in predictions) / len(rows)),

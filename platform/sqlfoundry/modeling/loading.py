@@ -141,8 +141,11 @@ def load_model(model_cfg: ModelConfig, quant_cfg: QuantizationConfig, device: st
 ADAPTER_META = "sqlfoundry_model.json"
 
 
-def write_adapter_meta(adapter_dir, model_cfg: ModelConfig, quant_cfg: QuantizationConfig, system_prompt: str) -> None:
-    """Record what an adapter needs at inference time: its base model, quantization and prompt."""
+def write_adapter_meta(adapter_dir, model_cfg: ModelConfig, quant_cfg: QuantizationConfig, system_prompt: str,
+                       few_shot_k: int | None = None) -> None:
+    """Record what an adapter needs at inference time: its base model, quantization and prompt, and
+    the examples per prompt it was trained with (training records it, 0 too; Pipeline.from_strategy
+    retrieves as many)."""
     import json
     from pathlib import Path
 
@@ -151,6 +154,8 @@ def write_adapter_meta(adapter_dir, model_cfg: ModelConfig, quant_cfg: Quantizat
         "quantization": quant_cfg.model_dump(mode="json"),
         "system_prompt": system_prompt,
     }
+    if few_shot_k is not None:
+        meta["few_shot_k"] = few_shot_k
     (Path(adapter_dir) / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
 
 

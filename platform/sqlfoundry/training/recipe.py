@@ -36,7 +36,6 @@ from sqlfoundry.sql.compare import exact_match
 from sqlfoundry.modeling.builtin import resolve_model_path
 from sqlfoundry.modeling.generation import generate_batch
 from sqlfoundry.modeling.loading import (
-    ADAPTER_META,
     attention_implementation,
     bf16_supported,
     default_device,
@@ -208,14 +207,6 @@ def _write_json(path: Path, payload) -> None:
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 
-def _record_few_shot_k(adapter_dir: Path, k: int) -> None:
-    """Add the examples per prompt the adapter was trained with to its metadata, so inference can
-    retrieve as many (answering.pipeline.Pipeline.from_strategy). Recorded for k = 0 too: trained
-    without examples is worth knowing."""
-    path = adapter_dir / ADAPTER_META
-    _write_json(path, {**json.loads(path.read_text()), "few_shot_k": k})
-
-
 def _generation_check(model, tokenizer, config: RunConfig, rows: list[dict]) -> tuple[float, float | None, list[dict]]:
     """Greedy generations for the first eval rows: (exact match, execution accuracy, samples)."""
     # The evaluator's own scoring (pure functions over sql/), so this figure means what eval's EX means.
@@ -365,8 +356,8 @@ def train(config: RunConfig, *, resume_from_checkpoint: str | bool | None = None
 
     trainer.model.save_pretrained(adapter_dir)
     tokenizer.save_pretrained(adapter_dir)
-    write_adapter_meta(adapter_dir, config.model, config.quantization, config.data.system_prompt)
-    _record_few_shot_k(adapter_dir, config.strategy.few_shot_k)
+    write_adapter_meta(adapter_dir, config.model, config.quantization, config.data.system_prompt,
+                       config.strategy.few_shot_k)
     # The rows it learned from travel with the adapter: retrieval's default examples (few_shot_k).
     # With k > 0 this is the pool training retrieved from, so serving ranks over the same rows.
     write_examples(adapter_dir, pool)
